@@ -481,14 +481,19 @@ def report_paths(directory: str, name: str) -> tuple[str, str]:
     return base + ".json", base + ".md"
 
 
-def write_if_changed(path: str, content: str) -> bool:
-    """Write ``content`` atomically (temp file + rename in the same directory); return whether it changed."""
+def differs(path: str, content: str) -> bool:
+    """Whether writing ``content`` to ``path`` would change the file."""
     try:
         with open(path, encoding="utf-8") as handle:
-            if handle.read() == content:
-                return False
+            return handle.read() != content
     except FileNotFoundError:
-        pass
+        return True
+
+
+def write_if_changed(path: str, content: str) -> bool:
+    """Write ``content`` atomically (temp file + rename in the same directory); return whether it changed."""
+    if not differs(path, content):
+        return False
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".report-", dir=directory)
     try:
