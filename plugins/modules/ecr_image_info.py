@@ -455,8 +455,148 @@ summary:
 """
 
 
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import image_catalog
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import AnsibleECRError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import count_api_calls
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import PolicyInputError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_account_id
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_external_id
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_region
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_role_arn
+
+
+def validate_compare_to(compare_to):
+    """Raise PolicyInputError (naming the option) for a bad compare_to; return it cleaned."""
+    if not compare_to:
+        return None
+    validate_region(compare_to.get("region"), "compare_to.region")
+    if compare_to.get("registry_id"):
+        validate_account_id(compare_to["registry_id"], "compare_to.registry_id")
+    if compare_to.get("role_arn"):
+        validate_role_arn(compare_to["role_arn"], "compare_to.role_arn")
+    if compare_to.get("external_id") is not None:
+        if not compare_to.get("role_arn"):
+            raise PolicyInputError("compare_to.external_id", "is only used together with compare_to.role_arn")
+        validate_external_id(compare_to["external_id"], "compare_to.external_id")
+    return compare_to
+
+
+@AWSRetry.jittered_backoff()
+def _assume_role(sts, **params):
+    return sts.assume_role(**params)["Credentials"]
+
+
+def destination_client(module, compare_to, counter):
+    """An ECR client for the destination region, with assumed-role credentials when role_arn is given."""
+    extra = {"region": compare_to["region"]}
+    if compare_to.get("role_arn"):
+        sts = module.client("sts")
+        count_api_calls(sts, counter)
+        params = dict(RoleArn=compare_to["role_arn"], RoleSessionName=compare_to["role_session_name"])
+        if compare_to.get("external_id"):
+            params["ExternalId"] = compare_to["external_id"]
+        try:
+            credentials = _assume_role(sts, **params)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            module.fail_json_aws(e, msg=f"Failed to assume {compare_to['role_arn']} (compare_to.role_arn)")
+        extra.update(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+    client = module.client("ecr", **extra)
+    count_api_calls(client, counter)
+    return client
+
+
 def main():
-    raise NotImplementedError("work in progress")
+    argument_spec = dict(
+        registry_id=dict(type="str"),
+        repositories=dict(type="list", elements="str", default=[]),
+        exclude_repositories=dict(type="list", elements="str", default=[]),
+        repository_prefix=dict(type="str"),
+        tag_regex=dict(type="str"),
+        pushed_after=dict(type="str"),
+        most_recent=dict(type="int"),
+        include_untagged=dict(type="bool", default=True),
+        repository_details=dict(type="bool", default=False),
+        fetch_manifests=dict(type="str", choices=list(image_catalog.FETCH_MANIFESTS), default="auto"),
+        compare_to=dict(
+            type="dict",
+            options=dict(
+                region=dict(type="str", required=True),
+                registry_id=dict(type="str"),
+                role_arn=dict(type="str"),
+                external_id=dict(type="str", no_log=True),
+                role_session_name=dict(type="str", default="ecr-image-info"),
+            ),
+        ),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+
+    try:
+        if params["registry_id"]:
+            validate_account_id(params["registry_id"], "registry_id")
+        compare_to = validate_compare_to(params["compare_to"])
+        filters = image_catalog.build_filters(
+            repositories=params["repositories"],
+            exclude_repositories=params["exclude_repositories"],
+            repository_prefix=params["repository_prefix"],
+            tag_regex=params["tag_regex"],
+            pushed_after=params["pushed_after"],
+            most_recent=params["most_recent"],
+            include_untagged=params["include_untagged"],
+        )
+    except (PolicyInputError, image_catalog.CatalogOptionError) as e:
+        module.fail_json(msg=str(e), option=e.option)
+
+    api_calls = {"source": {}}
+    try:
+        client = module.client("ecr")
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg="Failed to connect to AWS")
+    count_api_calls(client, api_calls["source"])
+
+    dest_client = None
+    if compare_to:
+        api_calls["destination"] = {}
+        try:
+            dest_client = destination_client(module, compare_to, api_calls["destination"])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            module.fail_json_aws(e, msg=f"Failed to connect to ECR in {compare_to['region']} (compare_to)")
+
+    try:
+        result = image_catalog.collect(
+            client,
+            filters,
+            registry_id=params["registry_id"],
+            fetch_manifests=params["fetch_manifests"],
+            with_repository_details=params["repository_details"],
+            destination_client=dest_client,
+            destination_registry_id=(compare_to or {}).get("registry_id"),
+            api_calls=api_calls,
+        )
+    except image_catalog.CatalogOptionError as e:
+        module.fail_json(msg=str(e), option=e.option)
+    except AnsibleECRError as e:
+        module.fail_json_aws_error(e)
+
+    if compare_to:
+        result["destination"] = {
+            "region": compare_to["region"],
+            "registry_id": result.pop("destination_registry_id", None),
+            "role_arn": compare_to.get("role_arn"),
+        }
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,652 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the cloudops.ecr_replication project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The image catalog behind ``ecr_image_info``: listing, filters, comparison and summary.
+
+Plain typed Python. The pure parts (:func:`build_filters`, :func:`select_repositories`, :func:`link_images`,
+:func:`select_images`, :func:`compare_images`, :func:`summarize`) take and return plain data; :func:`collect`
+drives them with boto3 ECR clients through the helpers of ``module_utils/ecr.py``.
+
+Vocabulary:
+
+- an *attached* image hangs off another image of the same repository: a platform manifest listed by an index
+  (``parent_digests``) or a referrer (``subject_digest``: an OCI ``subject`` or a cosign-style
+  ``sha256-<hex>.sig`` tag). Its *root* is the image it finally hangs off. Filters select roots; attached
+  images follow their root, so a signature or a platform manifest is never separated from its image.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import json
+import re
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Optional
+from typing import Pattern
+
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr
+
+STATUSES = ("present", "missing", "missing_tags", "tag_conflict")
+IMAGE_CONFIG_MEDIA_TYPES = frozenset(
+    (
+        "application/vnd.oci.image.config.v1+json",
+        "application/vnd.docker.container.image.v1+json",
+    )
+)
+# cosign (and the OCI 1.0 referrers tag schema): sha256-<hex>[.sig|.att|.sbom|...]
+REFERRER_TAG_RE = re.compile(r"^(sha256)-([0-9a-f]{64})(?:\.[A-Za-z0-9_-]+)?$")
+_RELATIVE_RE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_GLOB_CHARS = set("*?[")
+FETCH_MANIFESTS = ("auto", "all", "none")
+
+
+class CatalogOptionError(ValueError):
+    """An option value that cannot be used; ``option`` names it (for ``fail_json``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        self.message = message
+        super().__init__(f"{option}: {message}")
+
+
+# Filters
+
+
+@dataclass
+class ImageFilters:
+    repositories: List[str] = field(default_factory=list)
+    exclude_repositories: List[str] = field(default_factory=list)
+    repository_prefix: Optional[str] = None
+    tag_regex: Optional[Pattern[str]] = None
+    pushed_after: Optional[datetime.datetime] = None
+    most_recent: Optional[int] = None
+    include_untagged: bool = True
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def parse_pushed_after(value: Any, now: Optional[datetime.datetime] = None, option: str = "pushed_after"):
+    """ISO 8601 date / date-time (UTC unless an offset is given) or ``<n>m|h|d|w`` back from ``now``."""
+    text = "" if value is None else str(value).strip()
+    relative = _RELATIVE_RE.match(text)
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2).lower()
+        return (now or utcnow()) - datetime.timedelta(**{_UNITS[unit]: amount})
+    candidate = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    try:
+        parsed = datetime.datetime.fromisoformat(candidate)
+    except ValueError:
+        parsed = None
+    if not text or parsed is None:
+        raise CatalogOptionError(
+            option,
+            f"{text!r} is neither an ISO 8601 date or date-time (2024-05-31, 2024-05-31T12:00:00Z) "
+            "nor a duration such as 30d, 12h, 90m or 2w",
+        )
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def _names(value: Any, option: str) -> List[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise CatalogOptionError(option, "must be a list of repository names or glob patterns")
+    names = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise CatalogOptionError(option, f"{item!r} is not a repository name or glob pattern")
+        names.append(item.strip())
+    return names
+
+
+def build_filters(
+    repositories: Any = None,
+    exclude_repositories: Any = None,
+    repository_prefix: Optional[str] = None,
+    tag_regex: Optional[str] = None,
+    pushed_after: Optional[str] = None,
+    most_recent: Optional[int] = None,
+    include_untagged: bool = True,
+    now: Optional[datetime.datetime] = None,
+) -> ImageFilters:
+    """Validate the filter options; every error is a :class:`CatalogOptionError` naming the option."""
+    filters = ImageFilters(
+        repositories=_names(repositories, "repositories"),
+        exclude_repositories=_names(exclude_repositories, "exclude_repositories"),
+        repository_prefix=repository_prefix or None,
+        include_untagged=bool(include_untagged),
+    )
+    if tag_regex is not None and tag_regex != "":
+        try:
+            filters.tag_regex = re.compile(tag_regex)
+        except re.error as e:
+            raise CatalogOptionError("tag_regex", f"{tag_regex!r} is not a valid regular expression: {e}") from None
+    if pushed_after is not None and str(pushed_after).strip() != "":
+        filters.pushed_after = parse_pushed_after(pushed_after, now)
+    if most_recent is not None:
+        if isinstance(most_recent, bool) or not isinstance(most_recent, int) or most_recent < 1:
+            raise CatalogOptionError("most_recent", f"must be a positive integer, got {most_recent!r}")
+        filters.most_recent = most_recent
+    return filters
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in _GLOB_CHARS for c in pattern)
+
+
+# Records
+
+
+def _iso(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(datetime.timezone.utc).isoformat()
+    return str(value)
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    return 0.0
+
+
+def repository_record(repo: Dict[str, Any]) -> Dict[str, Any]:
+    """A DescribeRepositories entry in snake_case (the ``repositories`` return format)."""
+    encryption = repo.get("encryptionConfiguration") or {}
+    return {
+        "name": repo["repositoryName"],
+        "uri": repo.get("repositoryUri"),
+        "arn": repo.get("repositoryArn"),
+        "registry_id": repo.get("registryId"),
+        "created_at": _iso(repo.get("createdAt")),
+        "image_tag_mutability": repo.get("imageTagMutability", "MUTABLE"),
+        "image_tag_mutability_exclusion_filters": [
+            {"filter_type": f.get("filterType"), "filter": f.get("filter")}
+            for f in repo.get("imageTagMutabilityExclusionFilters") or []
+        ],
+        "scan_on_push": bool((repo.get("imageScanningConfiguration") or {}).get("scanOnPush", False)),
+        "encryption_type": encryption.get("encryptionType", "AES256"),
+        "kms_key": encryption.get("kmsKey"),
+        "image_count": 0,
+    }
+
+
+@dataclass
+class Image:
+    repository: str
+    registry_id: Optional[str]
+    digest: str
+    tags: List[str]
+    media_type: Optional[str]
+    artifact_type: Optional[str]
+    size_bytes: int
+    pushed: float
+    repository_uri: Optional[str]
+    platforms: List[str] = field(default_factory=list)
+    manifests: List[Dict[str, Any]] = field(default_factory=list)
+    parent_digests: List[str] = field(default_factory=list)
+    subject_digest: Optional[str] = None
+    referrer_kind: Optional[str] = None
+    referrers: List[str] = field(default_factory=list)
+    manifest_read: bool = False
+    destination: Optional[Dict[str, Any]] = None
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in ecr.INDEX_MEDIA_TYPES
+
+    @property
+    def untagged(self) -> bool:
+        return not self.tags
+
+    def to_dict(self) -> Dict[str, Any]:
+        uri = self.repository_uri
+        result = {
+            "repository": self.repository,
+            "registry_id": self.registry_id,
+            "digest": self.digest,
+            "tags": list(self.tags),
+            "untagged": self.untagged,
+            "media_type": self.media_type,
+            "artifact_type": self.artifact_type,
+            "is_index": self.is_index,
+            "size_bytes": self.size_bytes,
+            "pushed_at": _iso(self.pushed),
+            "digest_uri": f"{uri}@{self.digest}" if uri else None,
+            "tag_uris": [f"{uri}:{tag}" for tag in self.tags] if uri else [],
+            "platforms": list(self.platforms),
+            "manifests": [dict(m) for m in self.manifests],
+            "parent_digests": list(self.parent_digests),
+            "subject_digest": self.subject_digest,
+            "referrer_kind": self.referrer_kind,
+            "referrers": list(self.referrers),
+            "referrer_count": len(self.referrers),
+            "destination_status": None,
+        }
+        if self.destination is not None:
+            result.update(self.destination)
+        return result
+
+
+def image_record(detail: Dict[str, Any], repository_uri: Optional[str] = None) -> Image:
+    """A DescribeImages ``imageDetails`` entry as an :class:`Image` (tags sorted, no duplicates)."""
+    return Image(
+        repository=detail["repositoryName"],
+        registry_id=detail.get("registryId"),
+        digest=detail["imageDigest"],
+        tags=sorted(set(detail.get("imageTags") or [])),
+        media_type=detail.get("imageManifestMediaType"),
+        artifact_type=detail.get("artifactMediaType"),
+        size_bytes=int(detail.get("imageSizeInBytes") or 0),
+        pushed=_timestamp(detail.get("imagePushedAt")),
+        repository_uri=repository_uri,
+    )
+
+
+def _platform(entry: Dict[str, Any]) -> Optional[str]:
+    platform = entry.get("platform") or {}
+    os_name, arch = platform.get("os"), platform.get("architecture")
+    if not os_name or not arch:
+        return None
+    parts = [os_name, arch] + ([platform["variant"]] if platform.get("variant") else [])
+    return "/".join(parts)
+
+
+def _is_attestation(entry: Dict[str, Any], platform: Optional[str]) -> bool:
+    annotations = entry.get("annotations") or {}
+    return annotations.get("vnd.docker.reference.type") == "attestation-manifest" or platform in (
+        None,
+        "unknown/unknown",
+    )
+
+
+def apply_manifest(image: Image, manifest_text: Any, media_type: Optional[str] = None) -> bool:
+    """Fill platforms / manifests / subject / artifact type from a manifest. False when it is not JSON."""
+    try:
+        manifest = json.loads(manifest_text) if isinstance(manifest_text, (str, bytes)) else dict(manifest_text)
+    except (TypeError, ValueError):
+        return False
+    if not isinstance(manifest, dict):
+        return False
+    image.manifest_read = True
+    image.media_type = image.media_type or manifest.get("mediaType") or media_type
+    if image.artifact_type is None:
+        image.artifact_type = manifest.get("artifactType") or (manifest.get("config") or {}).get("mediaType")
+    subject = (manifest.get("subject") or {}).get("digest")
+    if subject:
+        image.subject_digest = subject
+        image.referrer_kind = "subject"
+    if image.is_index or "manifests" in manifest:
+        entries = []
+        platforms = set()
+        for entry in manifest.get("manifests") or []:
+            platform = _platform(entry)
+            entries.append(
+                {
+                    "digest": entry.get("digest"),
+                    "media_type": entry.get("mediaType"),
+                    "size": entry.get("size"),
+                    "platform": platform,
+                }
+            )
+            if not _is_attestation(entry, platform):
+                platforms.add(platform)
+        image.manifests = entries
+        image.platforms = sorted(p for p in platforms if p)
+    return True
+
+
+def needs_manifest(image: Image, mode: str, children: Optional[set] = None) -> bool:
+    """Whether ``fetch_manifests=mode`` reads this image's manifest (``children``: digests listed by indexes).
+
+    ``auto``: indexes (platforms) and the images that may carry a ``subject``: OCI manifests that are untagged
+    (and not a platform of an index) or whose artifact type is not a plain image config. Docker schema 2
+    manifests cannot carry a subject.
+    """
+    if mode == "all":
+        return True
+    if mode != "auto":
+        return False
+    if image.is_index or image.media_type is None:
+        return True
+    if image.media_type != ecr.MEDIA_TYPE_OCI_MANIFEST:
+        return False
+    if children and image.digest in children:
+        return False
+    if image.untagged:
+        return True
+    return image.artifact_type is not None and image.artifact_type not in IMAGE_CONFIG_MEDIA_TYPES
+
+
+def link_images(images: List[Image]) -> None:
+    """Set ``parent_digests``, tag-based ``subject_digest`` and ``referrers`` within one repository."""
+    by_digest = {image.digest: image for image in images}
+    for image in images:
+        image.parent_digests = []
+        image.referrers = []
+    for image in images:
+        for entry in image.manifests:
+            child = by_digest.get(entry.get("digest"))
+            if child is not None and child is not image and image.digest not in child.parent_digests:
+                child.parent_digests.append(image.digest)
+        if image.subject_digest is None:
+            for tag in image.tags:
+                match = REFERRER_TAG_RE.match(tag)
+                if match:
+                    image.subject_digest = f"{match.group(1)}:{match.group(2)}"
+                    image.referrer_kind = "tag"
+                    break
+    for image in images:
+        subject = by_digest.get(image.subject_digest) if image.subject_digest else None
+        if subject is not None and subject is not image:
+            subject.referrers.append(image.digest)
+    for image in images:
+        image.parent_digests.sort()
+        image.referrers = sorted(set(image.referrers))
+
+
+def _roots(images: List[Image]) -> Dict[str, str]:
+    """digest -> digest of the root image it hangs off (itself for a root)."""
+    by_digest = {image.digest: image for image in images}
+    roots: Dict[str, str] = {}
+    for image in images:
+        current, seen = image, set()
+        while current.digest not in seen:
+            seen.add(current.digest)
+            if current.digest in roots:
+                current = by_digest[roots[current.digest]]
+                break
+            parent = next((by_digest[d] for d in current.parent_digests if d in by_digest), None)
+            if parent is None and current.subject_digest in by_digest:
+                parent = by_digest[current.subject_digest]
+            if parent is None:
+                break
+            current = parent
+        roots[image.digest] = current.digest
+    return roots
+
+
+def select_images(images: List[Image], filters: ImageFilters) -> List[Image]:
+    """Apply the image filters to the images of one repository (already linked)."""
+    roots = _roots(images)
+    candidates = []
+    for image in images:
+        if roots[image.digest] != image.digest:
+            continue
+        if filters.tag_regex is not None and not any(filters.tag_regex.search(t) for t in image.tags):
+            continue
+        if filters.pushed_after is not None and image.pushed < filters.pushed_after.timestamp():
+            continue
+        if not filters.include_untagged and image.untagged:
+            continue
+        candidates.append(image)
+    if filters.most_recent is not None:
+        candidates.sort(key=lambda i: (-i.pushed, i.digest))
+        candidates = candidates[: filters.most_recent]
+    kept_roots = {image.digest for image in candidates}
+    selected = [
+        image
+        for image in images
+        if roots[image.digest] in kept_roots and (filters.include_untagged or not image.untagged)
+    ]
+    selected.sort(key=lambda i: (i.pushed, i.digest))
+    return selected
+
+
+def select_repositories(
+    repositories: List[Dict[str, Any]], filters: ImageFilters, registry_id: Optional[str] = None
+) -> List[Dict[str, Any]]:
+    """Filter DescribeRepositories entries; an exact name in ``repositories`` that does not exist is an error."""
+    names = {repo["repositoryName"] for repo in repositories}
+    unknown = sorted(n for n in filters.repositories if not _is_glob(n) and n not in names)
+    if unknown:
+        where = f"registry {registry_id}" if registry_id else "the registry"
+        raise CatalogOptionError(
+            "repositories", f"repository {', '.join(repr(n) for n in unknown)} not found in {where}"
+        )
+    selected = []
+    for repo in repositories:
+        name = repo["repositoryName"]
+        if filters.repositories and not any(fnmatch.fnmatchcase(name, p) for p in filters.repositories):
+            continue
+        if any(fnmatch.fnmatchcase(name, p) for p in filters.exclude_repositories):
+            continue
+        if filters.repository_prefix and not name.startswith(filters.repository_prefix):
+            continue
+        selected.append(repo)
+    return sorted(selected, key=lambda r: r["repositoryName"])
+
+
+# Comparison
+
+
+@dataclass
+class DestinationRepository:
+    """What a destination repository holds: digest -> tags, tag -> digest."""
+
+    digest_tags: Dict[str, List[str]] = field(default_factory=dict)
+    tag_digest: Dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_details(cls, details: Iterable[Dict[str, Any]]) -> "DestinationRepository":
+        repo = cls()
+        for detail in details:
+            tags = sorted(set(detail.get("imageTags") or []))
+            repo.digest_tags[detail["imageDigest"]] = tags
+            for tag in tags:
+                repo.tag_digest[tag] = detail["imageDigest"]
+        return repo
+
+
+def compare_image(image: Image, destination: Optional[DestinationRepository]) -> Dict[str, Any]:
+    """The destination fields of one image (``destination`` None: the repository does not exist)."""
+    destination = destination or DestinationRepository()
+    present = image.digest in destination.digest_tags
+    conflicts = [
+        {"tag": tag, "destination_digest": destination.tag_digest[tag]}
+        for tag in image.tags
+        if tag in destination.tag_digest and destination.tag_digest[tag] != image.digest
+    ]
+    missing_tags = [tag for tag in image.tags if tag not in destination.tag_digest]
+    if conflicts:
+        status = "tag_conflict"
+    elif not present:
+        status = "missing"
+    elif missing_tags:
+        status = "missing_tags"
+    else:
+        status = "present"
+    return {
+        "destination_status": status,
+        "destination_digest_present": present,
+        "destination_tags": list(destination.digest_tags.get(image.digest, [])),
+        "missing_tags": missing_tags,
+        "conflicting_tags": conflicts,
+    }
+
+
+def compare_images(images: Iterable[Image], destinations: Dict[str, Optional[DestinationRepository]]) -> None:
+    """Set ``destination`` on every image; ``destinations``: repository name -> contents (None: missing)."""
+    for image in images:
+        image.destination = compare_image(image, destinations.get(image.repository))
+
+
+# Summary
+
+
+def summarize(
+    repositories: List[Dict[str, Any]],
+    images: List[Dict[str, Any]],
+    missing_repositories: Optional[List[str]] = None,
+    api_calls: Optional[Dict[str, Dict[str, int]]] = None,
+) -> Dict[str, Any]:
+    """Counts over the returned ``repositories`` and ``images`` (dicts in the return format)."""
+    by_status = {status: 0 for status in STATUSES}
+    per_repo = {repo["name"]: 0 for repo in repositories}
+    total_bytes = missing_bytes = tags = 0
+    for image in images:
+        per_repo[image["repository"]] = per_repo.get(image["repository"], 0) + 1
+        total_bytes += image["size_bytes"]
+        tags += len(image["tags"])
+        status = image.get("destination_status")
+        if status:
+            by_status[status] += 1
+            if not image.get("destination_digest_present", False):
+                missing_bytes += image["size_bytes"]
+    return {
+        "repositories": len(repositories),
+        "images": len(images),
+        "tagged": sum(1 for i in images if i["tags"]),
+        "untagged": sum(1 for i in images if not i["tags"]),
+        "tags": tags,
+        "indexes": sum(1 for i in images if i["is_index"]),
+        "referrers": sum(1 for i in images if i["subject_digest"]),
+        "total_bytes": total_bytes,
+        "missing_bytes": missing_bytes,
+        "by_status": by_status,
+        "images_per_repository": per_repo,
+        "missing_repositories": len(missing_repositories or []),
+        "api_calls": {side: dict(sorted(calls.items())) for side, calls in (api_calls or {}).items()},
+    }
+
+
+# Listing
+
+
+def _json_or_text(text: Optional[str]) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _read_manifests(client, repo: Dict[str, Any], images: List[Image], registry_id: Optional[str]) -> None:
+    if not images:
+        return
+    by_digest = {image.digest: image for image in images}
+    answer = ecr.batch_get_image(client, repo["repositoryName"], sorted(by_digest), registry_id=registry_id)
+    for item in answer["images"]:
+        image = by_digest.get((item.get("imageId") or {}).get("imageDigest"))
+        if image is not None and item.get("imageManifest"):
+            apply_manifest(image, item["imageManifest"], item.get("imageManifestMediaType"))
+
+
+def list_repository_images(
+    client, repo: Dict[str, Any], fetch_manifests: str = "auto", registry_id: Optional[str] = None
+) -> List[Image]:
+    """Every image of a repository, manifests read as ``fetch_manifests`` says, linked."""
+    details = ecr.describe_images(client, repo["repositoryName"], registry_id=registry_id)
+    images = [image_record(d, repo.get("repositoryUri")) for d in details]
+    if fetch_manifests != "none":
+        # First the indexes (their entries tell which untagged manifests are platforms), then possible referrers.
+        if fetch_manifests == "all":
+            first = images
+        else:
+            first = [i for i in images if i.is_index or i.media_type is None]
+        _read_manifests(client, repo, first, registry_id)
+        if fetch_manifests == "auto":
+            children = {m.get("digest") for i in images for m in i.manifests}
+            second = [i for i in images if not i.manifest_read and needs_manifest(i, "auto", children)]
+            _read_manifests(client, repo, second, registry_id)
+    link_images(images)
+    return images
+
+
+def repository_details(client, repo: Dict[str, Any], registry_id: Optional[str] = None) -> Dict[str, Any]:
+    name = repo["repositoryName"]
+    tags = ecr.list_tags_for_resource(client, repo["repositoryArn"]) if repo.get("repositoryArn") else []
+    return {
+        "lifecycle_policy": _json_or_text(ecr.get_lifecycle_policy(client, name, registry_id=registry_id)),
+        "repository_policy": _json_or_text(ecr.get_repository_policy(client, name, registry_id=registry_id)),
+        "tags": {t["Key"]: t["Value"] for t in tags},
+    }
+
+
+def collect(
+    client,
+    filters: ImageFilters,
+    registry_id: Optional[str] = None,
+    fetch_manifests: str = "auto",
+    with_repository_details: bool = False,
+    destination_client=None,
+    destination_registry_id: Optional[str] = None,
+    api_calls: Optional[Dict[str, Dict[str, int]]] = None,
+) -> Dict[str, Any]:
+    """List, filter and (with ``destination_client``) compare. Returns the module's result keys.
+
+    Raises :class:`CatalogOptionError` for an unknown repository name, ``ecr.AnsibleECRError`` for API errors.
+    """
+    if fetch_manifests not in FETCH_MANIFESTS:
+        raise CatalogOptionError("fetch_manifests", f"must be one of {', '.join(FETCH_MANIFESTS)}")
+    all_repos = ecr.describe_repositories(client, registry_id=registry_id)
+    repos = select_repositories(all_repos, filters, registry_id)
+
+    repositories: List[Dict[str, Any]] = []
+    selected: List[Image] = []
+    for repo in repos:
+        record = repository_record(repo)
+        images = select_images(list_repository_images(client, repo, fetch_manifests, registry_id), filters)
+        record["image_count"] = len(images)
+        if with_repository_details:
+            record.update(repository_details(client, repo, registry_id))
+        repositories.append(record)
+        selected.extend(images)
+
+    missing_repositories: List[str] = []
+    destination_registry = destination_registry_id
+    if destination_client is not None:
+        wanted = {record["name"] for record in repositories}
+        dest_repos = {
+            r["repositoryName"]: r
+            for r in ecr.describe_repositories(destination_client, registry_id=destination_registry_id)
+            if r["repositoryName"] in wanted
+        }
+        destinations: Dict[str, Optional[DestinationRepository]] = {}
+        for record in repositories:
+            dest = dest_repos.get(record["name"])
+            record["destination_exists"] = dest is not None
+            record["destination_uri"] = dest.get("repositoryUri") if dest else None
+            if dest is None:
+                missing_repositories.append(record["name"])
+                destinations[record["name"]] = None
+                continue
+            destination_registry = destination_registry or dest.get("registryId")
+            details = ecr.describe_images(destination_client, record["name"], registry_id=destination_registry_id)
+            destinations[record["name"]] = DestinationRepository.from_details(details)
+        compare_images(selected, destinations)
+
+    images_out = [image.to_dict() for image in selected]
+    result: Dict[str, Any] = {
+        "repositories": repositories,
+        "images": images_out,
+        "missing_repositories": sorted(missing_repositories),
+        "summary": summarize(repositories, images_out, missing_repositories, api_calls),
+    }
+    if destination_client is not None:
+        result["destination_registry_id"] = destination_registry
+    return result
