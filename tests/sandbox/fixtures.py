@@ -1,0 +1,137 @@
+"""pytest fixtures for the sandbox (registered by tests/conftest.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import lifecycle
+from .config import ACCOUNTS
+from .config import DEST_REGION
+from .config import REPO_ROOT
+from .config import SOURCE_ACCOUNT
+from .config import SOURCE_REGION
+from .config import TARGET_ACCOUNT
+from .config import SandboxConfig
+
+TEST_BASE_PORT = 46000
+
+
+class Sandbox:
+    """What a test needs: the environment, clients per account and region, registry hosts, the catalog."""
+
+    source_account = SOURCE_ACCOUNT
+    target_account = TARGET_ACCOUNT
+    source_region = SOURCE_REGION
+    dest_region = DEST_REGION
+
+    def __init__(self, config: SandboxConfig, env: dict[str, str], profile: str = "small"):
+        self.config = config
+        self.env = env
+        self.profile = profile
+        self._catalogs: dict[str, dict[str, Any]] = {}
+
+    # -- environment -------------------------------------------------------
+    def subprocess_env(self, **extra: str) -> dict[str, str]:
+        """os.environ with the sandbox variables on top (for ansible-playbook, aws, skopeo)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(self.env)
+        env.update(extra)
+        return env
+
+    def session(self, account: str = "source", region: str | None = None):
+        import boto3
+
+        region = region or (SOURCE_REGION if account in ("source", SOURCE_ACCOUNT) else DEST_REGION)
+        base = boto3.Session(
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name=region,
+        )
+        if account in ("source", SOURCE_ACCOUNT):
+            return base
+        credentials = base.client("sts", endpoint_url=self.env["AWS_ENDPOINT_URL"]).assume_role(
+            RoleArn=self.env["SANDBOX_TARGET_ADMIN_ROLE_ARN"], RoleSessionName="sandbox-tests"
+        )["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=region,
+        )
+
+    def client(self, service: str, account: str = "source", region: str | None = None):
+        return self.session(account, region).client(service, endpoint_url=self.env["AWS_ENDPOINT_URL"])
+
+    def registry_host(self, account: str = "source", region: str | None = None) -> str:
+        account_id = SOURCE_ACCOUNT if account == "source" else TARGET_ACCOUNT if account == "target" else account
+        region = region or (SOURCE_REGION if account_id == SOURCE_ACCOUNT else DEST_REGION)
+        return self.config.registry(account_id, region).host
+
+    def registry_password(self, account: str = "source", region: str | None = None) -> str:
+        token = self.client("ecr", account, region).get_authorization_token()["authorizationData"][0]
+        return base64.b64decode(token["authorizationToken"]).decode().partition(":")[2]
+
+    def skopeo(self, *args: str, account_creds: dict[str, str] | None = None, check: bool = True):
+        """Run skopeo with the sandbox environment; credentials go through a private authfile."""
+        with tempfile.TemporaryDirectory() as tmp:
+            env = self.subprocess_env(REGISTRY_AUTH_FILE=str(Path(tmp) / "auth.json"))
+            for host, password in (account_creds or {}).items():
+                subprocess.run(
+                    ["skopeo", "login", "--username", "AWS", "--password-stdin", host],
+                    input=password, text=True, env=env, check=True, capture_output=True,
+                )
+            return subprocess.run(["skopeo", *args], env=env, check=check, capture_output=True, text=True)
+
+    # -- data --------------------------------------------------------------
+    def catalog_for(self, profile: str) -> dict[str, Any]:
+        if profile not in self._catalogs:
+            path = self.config.catalog_file(profile)
+            if not path.exists():
+                lifecycle.seed(self.config, profile, self.env)
+            self._catalogs[profile] = json.loads(path.read_text())
+        return self._catalogs[profile]
+
+    @property
+    def catalog(self) -> dict[str, Any]:
+        return self.catalog_for(self.profile)
+
+    def reset_target(self) -> None:
+        """Delete every repository of the target account (both regions): a clean destination."""
+        for region in (SOURCE_REGION, DEST_REGION):
+            ecr = self.client("ecr", "target", region)
+            for page in ecr.get_paginator("describe_repositories").paginate():
+                for repo in page["repositories"]:
+                    ecr.delete_repository(repositoryName=repo["repositoryName"], force=True)
+
+
+def start_test_sandbox(tmp_root: Path) -> tuple[SandboxConfig, dict[str, str], bool]:
+    """Reuse the sandbox named by $SANDBOX_ENV_FILE's directory (make test starts one), else start a private one."""
+    shared = os.environ.get("SANDBOX_TEST_DIR")
+    if shared:
+        config = SandboxConfig(Path(shared), int(os.environ.get("SANDBOX_TEST_BASE_PORT", TEST_BASE_PORT)))
+        if lifecycle.running_pid(config):
+            return config, lifecycle.sandbox_env(config), False
+    config = SandboxConfig(tmp_root / "sandbox", int(os.environ.get("SANDBOX_TEST_BASE_PORT", TEST_BASE_PORT)))
+    env = lifecycle.start(config, "small")
+    return config, env, True
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> Sandbox:
+    config, env, owned = start_test_sandbox(tmp_path_factory.mktemp("sbx"))
+    try:
+        yield Sandbox(config, env)
+    finally:
+        if owned:
+            lifecycle.stop(config)
+
+
+__all__ = ["Sandbox", "sandbox", "ACCOUNTS", "REPO_ROOT"]

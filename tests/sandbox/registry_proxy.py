@@ -1,0 +1,361 @@
+"""The ECR face of a CNCF distribution registry.
+
+Each account+region has a Debian ``docker-registry`` holding the blobs, behind this proxy, which adds
+what ECR does and distribution does not:
+
+- HTTP Basic ``AWS:<token>`` from ``GetAuthorizationToken`` of that account and region, or 401;
+- a repository must exist in the ECR API (``NAME_UNKNOWN`` otherwise), for pulls and pushes;
+- manifests are recorded in the ECR API before the push returns, and served from it, so
+  ``DescribeImages`` is consistent at once and ``PutImage``/``BatchDeleteImage`` change what is served;
+- moving a tag in an IMMUTABLE repository is refused;
+- the OCI referrers API (``/v2/<name>/referrers/<digest>``), which distribution 2.8 lacks.
+Blob traffic is streamed through unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import re
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import urlsplit
+
+from .config import RegistryEndpoint
+from .ecr import EcrApiError
+from .ecr import EcrImageStore
+
+MANIFEST_RE = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
+BLOB_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<rest>.+)$")
+TAGS_RE = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
+REFERRERS_RE = re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$")
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
+CHUNK = 1024 * 1024
+
+
+class RegistryProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "RegistryProxyServer"
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature fixed by the base class
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    # -- responses ---------------------------------------------------------
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, head: bool = False) -> None:
+        self.send_response(status)
+        headers = dict(headers or {})
+        headers.setdefault("Docker-Distribution-API-Version", "registry/2.0")
+        headers["Content-Length"] = str(len(body))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if body and not head:
+            self.wfile.write(body)
+
+    def _error(self, status: int, code: str, message: str, extra: dict[str, str] | None = None) -> None:
+        body = json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8", **(extra or {})}
+        self._drain()
+        self._send(status, body, headers, head=self.command == "HEAD")
+
+    def _drain(self) -> None:
+        """Read a request body we will not use, so the connection stays usable."""
+        if getattr(self, "_body_read", False):
+            return
+        self._body_read = True
+        for _ in self._iter_body():
+            pass
+
+    def _iter_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                remaining = size
+                while remaining:
+                    data = self.rfile.read(min(remaining, CHUNK))
+                    if not data:
+                        return
+                    remaining -= len(data)
+                    yield data
+                self.rfile.readline()
+        else:
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining > 0:
+                data = self.rfile.read(min(remaining, CHUNK))
+                if not data:
+                    return
+                remaining -= len(data)
+                yield data
+
+    def _read_body(self) -> bytes:
+        self._body_read = True
+        return b"".join(self._iter_body())
+
+    # -- auth --------------------------------------------------------------
+    def _authorized(self) -> bool:
+        endpoint = self.server.endpoint
+        header = self.headers.get("Authorization", "")
+        challenge = {"WWW-Authenticate": f'Basic realm="{endpoint.proxy_endpoint}",service="ecr.amazonaws.com"'}
+        if not header.startswith("Basic "):
+            self._error(401, "DENIED", "Not Authorized", challenge)
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except Exception:
+            self._error(401, "DENIED", "Not Authorized", challenge)
+            return False
+        reason = "user must be AWS" if user != "AWS" else self.server.store.tokens.check(password, endpoint.account, endpoint.region)
+        if reason:
+            self._error(401, "DENIED", f"Your authorization token is not valid: {reason}", challenge)
+            return False
+        return True
+
+    # -- dispatch ----------------------------------------------------------
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        self._body_read = False
+        try:
+            self._route()
+        except EcrApiError as exc:
+            self._error(exc.status if exc.status != 400 else 400, "TAG_INVALID" if "Tag" in exc.code else "MANIFEST_INVALID", exc.message)
+        except (ConnectionError, OSError) as exc:
+            if self.server.backend_alive():
+                raise
+            self._error(503, "UNAVAILABLE", f"registry backend for {self.server.endpoint.key} is down: {exc}")
+
+    def _route(self) -> None:
+        path = urlsplit(self.path).path
+        if not self.server.backend_alive():
+            self._error(503, "UNAVAILABLE", f"registry backend for {self.server.endpoint.key} is not running")
+            return
+        if not self._authorized():
+            return
+        if path in ("/v2", "/v2/"):
+            self._send(200, b"{}", {"Content-Type": "application/json"}, head=self.command == "HEAD")
+            return
+        for regex, handler in (
+            (REFERRERS_RE, self._referrers),
+            (MANIFEST_RE, self._manifest),
+            (TAGS_RE, self._tags),
+            (BLOB_RE, self._blob),
+        ):
+            match = regex.match(path)
+            if match:
+                name = match.group("name")
+                if not self.server.store.repository_exists(self.server.endpoint.account, self.server.endpoint.region, name):
+                    self._error(
+                        404,
+                        "NAME_UNKNOWN",
+                        f"The repository with name '{name}' does not exist in the registry with id "
+                        f"'{self.server.endpoint.account}'",
+                    )
+                    return
+                handler(match)
+                return
+        self._error(404, "UNSUPPORTED", f"{self.command} {path} is not supported by this registry")
+
+    # -- handlers ----------------------------------------------------------
+    def _manifest(self, match: re.Match) -> None:
+        endpoint, store = self.server.endpoint, self.server.store
+        name, ref = match.group("name"), match.group("ref")
+        if self.command in ("GET", "HEAD"):
+            image = store.find(endpoint.account, endpoint.region, name, ref)
+            if image is None:
+                self._error(404, "MANIFEST_UNKNOWN", f"Requested image not found: {name}:{ref}")
+                return
+            headers = {"Content-Type": image.media_type, "Docker-Content-Digest": image.digest}
+            self._send(200, image.manifest, headers, head=self.command == "HEAD")
+            return
+        if self.command == "PUT":
+            body = self._read_body()
+            media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip() or None
+            tag = None if ref.startswith("sha256:") else ref
+            with store.lock:
+                self._check_tag_move(name, tag, body)
+                # distribution validates the manifest and that its blobs exist in this repository.
+                status, headers, backend_body = self.server.backend_request(
+                    "PUT",
+                    f"/v2/{name}/manifests/{self._digest(body)}",
+                    body,
+                    {"Content-Type": media_type or "application/vnd.oci.image.manifest.v1+json"},
+                )
+                if status not in (200, 201):
+                    self._send(status, backend_body, {"Content-Type": headers.get("Content-Type", "application/json")})
+                    return
+                expected = None if tag else ref
+                image = store.put(endpoint.account, endpoint.region, name, body, media_type, tag, expected, via_registry=True)
+            self._send(
+                201,
+                b"",
+                {"Location": f"/v2/{name}/manifests/{image.digest}", "Docker-Content-Digest": image.digest},
+            )
+            return
+        self._error(405, "UNSUPPORTED", "manifest deletion through the registry API is not supported by ECR")
+
+    @staticmethod
+    def _digest(body: bytes) -> str:
+        from .ecr import digest_of
+
+        return digest_of(body)
+
+    def _check_tag_move(self, name: str, tag: str | None, body: bytes) -> None:
+        if not tag:
+            return
+        endpoint, store = self.server.endpoint, self.server.store
+        repo = store.repository(endpoint.account, endpoint.region, name)
+        holder = store.find(endpoint.account, endpoint.region, name, tag)
+        if holder is not None and holder.digest != self._digest(body) and repo.image_tag_mutability.startswith("IMMUTABLE"):
+            raise EcrApiError(
+                "ImageTagAlreadyExistsException",
+                f"The image tag '{tag}' already exists in the '{name}' repository and cannot be overwritten because "
+                "the repository is immutable.",
+            )
+
+    def _tags(self, match: re.Match) -> None:
+        endpoint, store = self.server.endpoint, self.server.store
+        name = match.group("name")
+        tags = sorted(t for image in store.images(endpoint.account, endpoint.region, name) for t in image.tags)
+        body = json.dumps({"name": name, "tags": tags}).encode()
+        self._send(200, body, {"Content-Type": "application/json"}, head=self.command == "HEAD")
+
+    def _referrers(self, match: re.Match) -> None:
+        endpoint, store = self.server.endpoint, self.server.store
+        name, digest = match.group("name"), match.group("digest")
+        wanted_type = None
+        query = urlsplit(self.path).query
+        for part in query.split("&"):
+            if part.startswith("artifactType="):
+                from urllib.parse import unquote
+
+                wanted_type = unquote(part.split("=", 1)[1])
+        descriptors = []
+        for image in store.images(endpoint.account, endpoint.region, name):
+            if image.subject_digest != digest:
+                continue
+            if wanted_type and image.artifact_media_type != wanted_type:
+                continue
+            descriptor = {"mediaType": image.media_type, "digest": image.digest, "size": len(image.manifest)}
+            if image.artifact_media_type:
+                descriptor["artifactType"] = image.artifact_media_type
+            annotations = image.parsed.get("annotations")
+            if annotations:
+                descriptor["annotations"] = annotations
+            descriptors.append(descriptor)
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": descriptors}
+        headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        if wanted_type:
+            headers["OCI-Filters-Applied"] = "artifactType"
+        self._send(200, json.dumps(index).encode(), headers, head=self.command == "HEAD")
+
+    def _blob(self, match: re.Match) -> None:
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "host"}
+        headers.pop("Authorization", None)
+        has_body = self.command in ("PUT", "POST", "PATCH") and (
+            self.headers.get("Content-Length") not in (None, "0") or self.headers.get("Transfer-Encoding")
+        )
+        conn = self.server.backend_connection()
+        try:
+            if has_body:
+                headers.pop("Content-Length", None) if self.headers.get("Transfer-Encoding") else None
+                chunked = bool(self.headers.get("Transfer-Encoding"))
+                conn.request(self.command, self.path, body=self._iter_body(), headers=headers, encode_chunked=chunked)
+            else:
+                self._drain()
+                conn.request(self.command, self.path, headers=headers)
+            response = conn.getresponse()
+            self.send_response(response.status)
+            length = response.getheader("Content-Length")
+            for key, value in response.getheaders():
+                if key.lower() in HOP_BY_HOP or key.lower() == "content-length":
+                    continue
+                self.send_header(key, value)
+            if self.command == "HEAD":
+                self.send_header("Content-Length", length or "0")
+                self.end_headers()
+                response.read()
+                return
+            if length is not None:
+                self.send_header("Content-Length", length)
+                self.end_headers()
+                while True:
+                    data = response.read(CHUNK)
+                    if not data:
+                        break
+                    self.wfile.write(data)
+            else:
+                data = response.read()
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+        finally:
+            conn.close()
+
+
+class RegistryProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        endpoint: RegistryEndpoint,
+        store: EcrImageStore,
+        backend_alive: Callable[[], bool],
+        ssl_context: ssl.SSLContext | None = None,
+        verbose: bool = False,
+    ):
+        self.endpoint = endpoint
+        self.store = store
+        self.backend_alive = backend_alive
+        self.verbose = verbose
+        self.ssl_context = ssl_context
+        super().__init__(("127.0.0.1", endpoint.proxy_port), RegistryProxyHandler)
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.ssl_context is not None:
+            # Handshake in the handler thread (do_handshake_on_connect), not in the accept loop.
+            sock = self.ssl_context.wrap_socket(sock, server_side=True)
+        return sock, address
+
+    def backend_connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.endpoint.backend_port, timeout=120)
+
+    def backend_request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        conn = self.backend_connection()
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def serve_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name=f"registry-proxy-{self.endpoint.key}", daemon=True)
+        thread.start()
+        return thread
