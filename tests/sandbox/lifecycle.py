@@ -208,7 +208,12 @@ def seed(config: SandboxConfig, profile: str, env: dict[str, str]) -> dict[str, 
 
     user, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
     started = time.time()
-    catalog = push_catalog(build_catalog(profile), ecr, RegistryClient(auth["proxyEndpoint"], user, password))
+    # requests verifies the registry's certificate against the sandbox CA bundle.
+    os.environ["REQUESTS_CA_BUNDLE"] = env["REQUESTS_CA_BUNDLE"]
+    try:
+        catalog = push_catalog(build_catalog(profile), ecr, RegistryClient(auth["proxyEndpoint"], user, password))
+    except Exception as exc:
+        raise SandboxError(f"seeding the {profile} catalog failed: {exc}") from exc
     catalog.setdefault("seconds", round(time.time() - started, 2))
     config.catalog_file(profile).write_text(json.dumps(catalog, indent=1, sort_keys=True))
     print(

@@ -709,6 +709,8 @@ class RegistryClient:
 
             session = requests.Session()
             session.trust_env = False  # never route loopback through a proxy from the environment
+            # ...but do verify against the sandbox CA bundle when one is configured.
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
