@@ -1,0 +1,429 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the cloudops.ecr_replication project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""IAM policy documents for the replication roles, built by pure functions.
+
+Everything the roles ``source_codebuild`` and ``target_role`` put into IAM (trust policies,
+permission policies, the ECR registry policy statement) is built here from plain inputs, so
+that unit tests assert the exact action and resource sets and widening a permission fails a
+test. No AWS call, no Ansible import: the filter plugin ``cloudops.ecr_replication.iam_policies``
+and the unit tests call these functions directly.
+
+Every validation error is a :class:`PolicyInputError` naming the option it is about.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from typing import Iterable
+
+POLICY_VERSION = "2012-10-17"
+
+# Read-only actions the build needs on a source repository (skopeo copy --all reads manifests,
+# indexes, referrers and blobs; the comparison lists and describes images).
+ECR_SOURCE_READ_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:DescribeImages",
+    "ecr:DescribeRepositories",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:ListImages",
+)
+
+# Actions the build needs on a destination repository: create it when missing, describe and
+# compare what is there, push layers and manifests (which also sets the tags), tag the repository.
+ECR_TARGET_WRITE_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:CreateRepository",
+    "ecr:DescribeImages",
+    "ecr:DescribeRepositories",
+    "ecr:InitiateLayerUpload",
+    "ecr:ListImages",
+    "ecr:PutImage",
+    "ecr:TagResource",
+    "ecr:UploadLayerPart",
+)
+
+# Only with ``allow_repository_settings``: copy the source repository's settings to the destination.
+ECR_TARGET_SETTINGS_ACTIONS = (
+    "ecr:PutImageScanningConfiguration",
+    "ecr:PutImageTagMutability",
+    "ecr:PutLifecyclePolicy",
+)
+
+# What ECR cross-account replication needs in the destination registry policy.
+ECR_REPLICATION_ACTIONS = (
+    "ecr:CreateRepository",
+    "ecr:ReplicateImage",
+)
+
+LOGS_WRITE_ACTIONS = (
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+)
+
+ECR_AUTH_ACTION = "ecr:GetAuthorizationToken"
+STS_ASSUME_ROLE_ACTION = "sts:AssumeRole"
+CODEBUILD_SERVICE_PRINCIPAL = "codebuild.amazonaws.com"
+
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/([\w+=,.@/-]+)$")
+# ECR repository names: lowercase, digits, separators . _ - and / between components.
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*$")
+_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_LOG_GROUP_RE = re.compile(r"^[\w./#-]{1,512}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$")
+_SID_RE = re.compile(r"^[A-Za-z0-9]+$")
+
+
+class PolicyInputError(ValueError):
+    """An input to a policy builder is invalid; ``option`` names the input."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        self.message = message
+        super().__init__(f"{option}: {message}")
+
+
+def partition_for_region(region: str) -> str:
+    """The ARN partition of a region (``aws``, ``aws-cn``, ``aws-us-gov``)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def validate_account_id(value: Any, option: str) -> str:
+    value = "" if value is None else str(value)
+    if not _ACCOUNT_RE.match(value):
+        raise PolicyInputError(option, f"must be a 12-digit AWS account id, got {value!r}")
+    return value
+
+
+def validate_region(value: Any, option: str) -> str:
+    value = "" if value is None else str(value)
+    if not _REGION_RE.match(value):
+        raise PolicyInputError(option, f"must be an AWS region name such as 'ap-south-1', got {value!r}")
+    return value
+
+
+def validate_role_arn(value: Any, option: str) -> str:
+    value = "" if value is None else str(value)
+    if not _ROLE_ARN_RE.match(value):
+        raise PolicyInputError(
+            option, f"must be an IAM role ARN such as 'arn:aws:iam::222222222222:role/name', got {value!r}"
+        )
+    return value
+
+
+def account_of_role_arn(role_arn: str) -> str:
+    match = _ROLE_ARN_RE.match(role_arn)
+    if not match:
+        raise PolicyInputError("role_arn", f"not an IAM role ARN: {role_arn!r}")
+    return match.group(2)
+
+
+def validate_role_arns(values: Any, option: str) -> list[str]:
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise PolicyInputError(option, "must be a list of IAM role ARNs")
+    if not values:
+        raise PolicyInputError(option, "must name at least one IAM role ARN")
+    arns = [validate_role_arn(v, option) for v in values]
+    return sorted(set(arns))
+
+
+def validate_external_id(value: Any, option: str) -> str:
+    """Validate an sts:ExternalId. The value is a secret: it never appears in the message."""
+    value = "" if value is None else str(value)
+    if not _EXTERNAL_ID_RE.match(value):
+        raise PolicyInputError(
+            option,
+            "must be 2 to 1224 characters of letters, digits and +=,.@:/-_ (value not shown: it is a secret)",
+        )
+    return value
+
+
+def validate_log_group_name(value: Any, option: str) -> str:
+    value = "" if value is None else str(value)
+    if not _LOG_GROUP_RE.match(value):
+        raise PolicyInputError(option, f"must be a CloudWatch Logs log group name, got {value!r}")
+    return value
+
+
+def validate_name(value: Any, option: str) -> str:
+    """Names of CodeBuild projects (2-255 chars, letters, digits, '-' and '_')."""
+    value = "" if value is None else str(value)
+    if not _NAME_RE.match(value):
+        raise PolicyInputError(option, f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {value!r}")
+    return value
+
+
+def validate_repository_prefixes(prefixes: Any, all_repositories: bool, option: str) -> list[str]:
+    """Return the sorted, de-duplicated prefixes, or ``["*"]`` semantics via ``all_repositories``.
+
+    ``*`` (or an empty prefix, which matches everything) is refused: granting every repository
+    must be asked for explicitly with the ``all_repositories`` flag.
+    """
+    if all_repositories:
+        if prefixes:
+            raise PolicyInputError(option, "must be empty when all repositories are allowed (all_repositories: true)")
+        return []
+    if prefixes is None or isinstance(prefixes, str) or not isinstance(prefixes, (list, tuple)):
+        raise PolicyInputError(option, "must be a list of repository name prefixes")
+    if not prefixes:
+        raise PolicyInputError(
+            option, "must name at least one repository prefix (or set all_repositories: true to allow every repository)"
+        )
+    result = set()
+    for prefix in prefixes:
+        prefix = "" if prefix is None else str(prefix)
+        if "*" in prefix or prefix == "":
+            raise PolicyInputError(
+                option, f"{prefix!r} would match every repository; set all_repositories: true to ask for that"
+            )
+        if not _PREFIX_RE.match(prefix) or len(prefix) > 256:
+            raise PolicyInputError(
+                option, f"{prefix!r} is not a repository name prefix (lowercase letters, digits, '.', '_', '-', '/')"
+            )
+        result.add(prefix)
+    # A prefix covered by a shorter one adds nothing.
+    ordered = sorted(result)
+    return [p for p in ordered if not any(p != q and p.startswith(q) for q in ordered)]
+
+
+def ecr_repository_arns(region: str, account: str, prefixes: Iterable[str], all_repositories: bool = False) -> list[str]:
+    """Repository ARNs for the prefixes (``repository/<prefix>*``), or ``repository/*`` for all."""
+    partition = partition_for_region(region)
+    base = f"arn:{partition}:ecr:{region}:{account}:repository/"
+    if all_repositories:
+        return [base + "*"]
+    return [f"{base}{prefix}*" for prefix in prefixes]
+
+
+def log_group_arns(region: str, account: str, log_group_name: str) -> list[str]:
+    """The log group ARN and its log streams' ARN (``PutLogEvents`` acts on streams)."""
+    partition = partition_for_region(region)
+    arn = f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_name}"
+    return [arn, f"{arn}:log-stream:*"]
+
+
+def codebuild_project_arn(region: str, account: str, project_name: str) -> str:
+    return f"arn:{partition_for_region(region)}:codebuild:{region}:{account}:project/{project_name}"
+
+
+def _statement(sid: str, actions: Iterable[str], resources: Iterable[str], **extra: Any) -> dict:
+    actions = sorted(set(actions))
+    resources = sorted(set(resources))
+    statement = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions[0] if len(actions) == 1 else actions,
+        "Resource": resources[0] if len(resources) == 1 else resources,
+    }
+    statement.update(extra)
+    return statement
+
+
+def codebuild_trust_policy(*, region: str, account: str, project_name: str) -> dict:
+    """Trust policy of the CodeBuild service role: only CodeBuild, only for this account's project."""
+    region = validate_region(region, "region")
+    account = validate_account_id(account, "account")
+    project_name = validate_name(project_name, "project_name")
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "CodeBuildAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": CODEBUILD_SERVICE_PRINCIPAL},
+                "Action": STS_ASSUME_ROLE_ACTION,
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": codebuild_project_arn(region, account, project_name)},
+                },
+            }
+        ],
+    }
+
+
+def codebuild_service_policy(
+    *,
+    region: str,
+    account: str,
+    log_group_name: str,
+    repository_prefixes: Any,
+    destination_role_arns: Any,
+    all_repositories: bool = False,
+) -> dict:
+    """Permissions of the CodeBuild service role (source account)."""
+    region = validate_region(region, "region")
+    account = validate_account_id(account, "account")
+    log_group_name = validate_log_group_name(log_group_name, "log_group_name")
+    prefixes = validate_repository_prefixes(repository_prefixes, all_repositories, "repository_prefixes")
+    role_arns = validate_role_arns(destination_role_arns, "destination_role_arns")
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            _statement("WriteBuildLogs", LOGS_WRITE_ACTIONS, log_group_arns(region, account, log_group_name)),
+            _statement("GetEcrAuthorizationToken", [ECR_AUTH_ACTION], ["*"]),
+            _statement(
+                "ReadSourceRepositories",
+                ECR_SOURCE_READ_ACTIONS,
+                ecr_repository_arns(region, account, prefixes, all_repositories),
+            ),
+            _statement("AssumeDestinationRoles", [STS_ASSUME_ROLE_ACTION], role_arns),
+        ],
+    }
+
+
+def target_trust_policy(*, source_role_arn: str, external_id: str) -> dict:
+    """Trust policy of the destination role: only the source CodeBuild role, only with the external id."""
+    source_role_arn = validate_role_arn(source_role_arn, "source_role_arn")
+    external_id = validate_external_id(external_id, "external_id")
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "SourceCodeBuildAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"AWS": source_role_arn},
+                "Action": STS_ASSUME_ROLE_ACTION,
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+            }
+        ],
+    }
+
+
+def target_permissions_policy(
+    *,
+    region: str,
+    account: str,
+    repository_prefixes: Any,
+    all_repositories: bool = False,
+    allow_repository_settings: bool = False,
+) -> dict:
+    """Permissions of the destination role: push into repositories under the prefixes."""
+    region = validate_region(region, "region")
+    account = validate_account_id(account, "account")
+    prefixes = validate_repository_prefixes(repository_prefixes, all_repositories, "repository_prefixes")
+    actions = list(ECR_TARGET_WRITE_ACTIONS)
+    if allow_repository_settings:
+        actions.extend(ECR_TARGET_SETTINGS_ACTIONS)
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            _statement("GetEcrAuthorizationToken", [ECR_AUTH_ACTION], ["*"]),
+            _statement(
+                "WriteDestinationRepositories",
+                actions,
+                ecr_repository_arns(region, account, prefixes, all_repositories),
+            ),
+        ],
+    }
+
+
+def replication_statement_sid(source_account: str) -> str:
+    return f"EcrReplicationFrom{source_account}"
+
+
+def registry_replication_statement(
+    *,
+    source_account: str,
+    region: str,
+    account: str,
+    repository_prefixes: Any,
+    all_repositories: bool = False,
+) -> dict:
+    """The destination registry policy statement that lets the source account replicate into it."""
+    source_account = validate_account_id(source_account, "source_account")
+    region = validate_region(region, "region")
+    account = validate_account_id(account, "account")
+    prefixes = validate_repository_prefixes(repository_prefixes, all_repositories, "repository_prefixes")
+    partition = partition_for_region(region)
+    return _statement(
+        replication_statement_sid(source_account),
+        ECR_REPLICATION_ACTIONS,
+        ecr_repository_arns(region, account, prefixes, all_repositories),
+        Principal={"AWS": f"arn:{partition}:iam::{source_account}:root"},
+    )
+
+
+def _statements(policy: Any) -> list[dict]:
+    if not policy:
+        return []
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    statements = policy.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    return list(statements)
+
+
+def merge_policy_statements(policy: Any, statements: Iterable[dict]) -> dict:
+    """Put ``statements`` into ``policy`` by ``Sid``: same Sid replaced, others kept untouched."""
+    new = list(statements)
+    for statement in new:
+        sid = statement.get("Sid", "")
+        if not _SID_RE.match(sid):
+            raise PolicyInputError("statements", f"every managed statement needs an alphanumeric Sid, got {sid!r}")
+    sids = {s["Sid"] for s in new}
+    kept = [s for s in _statements(policy) if s.get("Sid") not in sids]
+    return {"Version": POLICY_VERSION, "Statement": kept + new}
+
+
+def remove_policy_statements(policy: Any, sids: Iterable[str]) -> dict | None:
+    """Remove the statements with these Sids; ``None`` when nothing is left."""
+    sids = set(sids)
+    kept = [s for s in _statements(policy) if s.get("Sid") not in sids]
+    if not kept:
+        return None
+    return {"Version": POLICY_VERSION, "Statement": kept}
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def normalize_policy(policy: Any) -> dict | None:
+    """A comparable form: statements sorted by Sid, actions/resources sorted lists."""
+    if policy is None or policy == "":
+        return None
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    statements = []
+    for statement in _statements(policy):
+        statement = dict(statement)
+        for key in ("Action", "NotAction", "Resource", "NotResource"):
+            if key in statement:
+                statement[key] = sorted(_as_list(statement[key]))
+        statements.append(statement)
+    statements.sort(key=lambda s: (s.get("Sid", ""), json.dumps(s, sort_keys=True)))
+    return {"Version": policy.get("Version", POLICY_VERSION), "Statement": statements}
+
+
+def policies_equal(a: Any, b: Any) -> bool:
+    return normalize_policy(a) == normalize_policy(b)
+
+
+def action_resource_pairs(policy: Any) -> set[tuple[str, str]]:
+    """Every (action, resource) an Allow policy grants, for exact assertions in tests."""
+    pairs = set()
+    for statement in _statements(policy):
+        if statement.get("Effect") != "Allow":
+            continue
+        for action in _as_list(statement.get("Action")):
+            for resource in _as_list(statement.get("Resource")):
+                pairs.add((action, resource))
+    return pairs
