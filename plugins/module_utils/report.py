@@ -142,6 +142,9 @@ def image_outcome(
     if not needs_copy(planned, force_tags):
         if before == STATUS_PRESENT:
             entry["outcome"] = OUTCOME_PRESENT
+        elif (result or {}).get("status") == "failed":  # the copy also tried the other tags, and failed
+            entry["outcome"] = OUTCOME_FAILED
+            entry["reason"] = str(result.get("error") or "copy failed")
         else:  # a tag conflict nobody asked us to overwrite
             entry["outcome"] = OUTCOME_TAG_CONFLICT
             entry["reason"] = _conflict_reason(planned)
@@ -326,6 +329,14 @@ def summarize(report: Mapping[str, Any]) -> dict[str, Any]:
 def failures(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The image entries that failed, for a final error message."""
     return [image for image in report["images"] if image["outcome"] == OUTCOME_FAILED]
+
+
+def failure_messages(report: Mapping[str, Any]) -> list[str]:
+    """One line per failed image: ``<account>/<region> <repository>@<digest>: <reason>``."""
+    return [
+        f"{i['destination_account']}/{i['destination_region']} {i['repository']}@{i['digest']}: {i['reason']}"
+        for i in failures(report)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------

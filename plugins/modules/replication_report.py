@@ -228,6 +228,12 @@ failures:
   returned: always
   type: list
   elements: dict
+failure_messages:
+  description: One line per failed image, C(<account>/<region> <repository>@<digest>: <reason>).
+  returned: always
+  type: list
+  elements: str
+  sample: ["222222222222/ap-northeast-2 app/web@sha256:3f1c...: manifest unknown"]
 report:
   description:
     - The whole report as written to RV(json_path) (C(schema_version), C(source), C(destinations) with their
@@ -289,6 +295,7 @@ def main():
         markdown=markdown,
         summary=report["summary"],
         failures=report_utils.failures(report),
+        failure_messages=report_utils.failure_messages(report),
         report=report,
     )
     json_text = report_utils.render_json(report)

@@ -132,6 +132,7 @@ def test_result_error_is_the_reason():
         source={}, destinations=[dest(results=results, verified=planned())], strategy="codebuild", dry_run=False
     )
     assert by_digest(report)[D1]["reason"] == "manifest unknown"
+    assert f"222222222222/ap-northeast-2 app/web@{D1}: manifest unknown" in r.failure_messages(report)
 
 
 def test_verification_did_not_run():
@@ -300,3 +301,14 @@ def test_write_if_changed(tmp_path):
 def test_report_paths_bad_name(name):
     with pytest.raises(r.ReportError, match="name"):
         r.report_paths("/tmp", name)
+
+
+def test_unforced_conflict_whose_copy_failed_is_failed():
+    results = [{"repository": "app/api", "digest": D4, "status": "failed", "error": "registry 500"}]
+    verified = [dict(i, destination_status="present") for i in planned()]
+    verified[3]["destination_status"] = "tag_conflict"
+    report = r.build_report(
+        source={}, destinations=[dest(results=results, verified=verified)], strategy="codebuild", dry_run=False
+    )
+    entry = by_digest(report)[D4]
+    assert entry["outcome"] == "failed" and entry["reason"] == "registry 500"
