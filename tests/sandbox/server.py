@@ -24,13 +24,14 @@ from .config import SOURCE_ACCOUNT
 from .config import TARGET_ADMIN_ROLE
 from .config import SandboxConfig
 
-# moto reads the default account when it is imported: the source account is the default.
-os.environ.setdefault("MOTO_ACCOUNT_ID", SOURCE_ACCOUNT)
+# MOTO_ACCOUNT_ID would pin every request to one account (moto checks it before the access key).
+os.environ.pop("MOTO_ACCOUNT_ID", None)
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "sandbox")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
 
 from moto.core.exceptions import JsonRESTError  # noqa: E402
 from moto.ecr.models import Repository  # noqa: E402
+import moto.iam.models  # noqa: E402
 from moto.iam.models import get_account_id_from  # noqa: E402
 from moto.iam.models import iam_backends  # noqa: E402
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
@@ -48,6 +49,9 @@ from .trust import AssumeRoleDenied  # noqa: E402
 from .trust import Caller  # noqa: E402
 from .trust import check_assume_role  # noqa: E402
 from .tls import ensure_certificates  # noqa: E402
+
+# Unknown access keys act in the source account (moto's default would be 123456789012).
+moto.iam.models.DEFAULT_ACCOUNT_ID = SOURCE_ACCOUNT
 
 ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921."
 CODEBUILD_TARGET = "CodeBuild_20161006."
