@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from typing import Iterable
 from typing import Iterator
 
 try:
-    import botocore  # noqa: F401  (the error handler catches botocore exceptions)
+    import botocore
 except ImportError:
     pass  # Modules are responsible for handling this.
 
@@ -63,6 +64,10 @@ ENVIRONMENT_VARIABLE_TYPES = ("PLAINTEXT", "PARAMETER_STORE", "SECRETS_MANAGER")
 LOG_STATUSES = ("ENABLED", "DISABLED")
 
 
+# AWSRetry's own list has "Throttling" but not CodeBuild's "ThrottlingException".
+_RETRY = AWSRetry.jittered_backoff(catch_extra_error_codes=["ThrottlingException"])
+
+
 class AnsibleCodeBuildError(AnsibleAWSError):
     pass
 
@@ -81,7 +86,7 @@ class CodeBuildErrorHandler(AWSErrorHandler):
 
 
 @CodeBuildErrorHandler.list_error_handler("get CodeBuild project {name}")
-@AWSRetry.jittered_backoff()
+@_RETRY
 def get_project(client, name: str) -> dict | None:
     """The project as ``BatchGetProjects`` returns it, or ``None`` if it does not exist."""
     projects = client.batch_get_projects(names=[name]).get("projects", [])
@@ -91,29 +96,46 @@ def get_project(client, name: str) -> dict | None:
     return None
 
 
+def is_role_propagation_error(error: Exception) -> bool:
+    """CreateProject/UpdateProject right after the service role was created or changed: IAM is eventually
+    consistent and CodeBuild answers InvalidInputException "... not authorized to perform: sts:AssumeRole"."""
+    response = getattr(error, "response", None) or {}
+    err = response.get("Error", {})
+    return err.get("Code") == "InvalidInputException" and "sts:AssumeRole" in str(err.get("Message", ""))
+
+
+def _with_role_propagation_retries(call, request: dict, attempts: int = 10, delay: float = 3.0) -> dict:
+    for attempt in range(attempts):
+        try:
+            return call(**request)
+        except botocore.exceptions.ClientError as e:
+            if attempt == attempts - 1 or not is_role_propagation_error(e):
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 @CodeBuildErrorHandler.common_error_handler("create CodeBuild project")
-@AWSRetry.jittered_backoff(catch_extra_error_codes=["InvalidInputException"])
+@_RETRY
 def create_project(client, request: dict) -> dict:
-    # IAM is eventually consistent: CreateProject right after creating the service role can fail
-    # with InvalidInputException ("CodeBuild is not authorized to perform: sts:AssumeRole"); retry.
-    return client.create_project(**request)["project"]
+    return _with_role_propagation_retries(client.create_project, request)["project"]
 
 
 @CodeBuildErrorHandler.common_error_handler("update CodeBuild project")
-@AWSRetry.jittered_backoff(catch_extra_error_codes=["InvalidInputException"])
+@_RETRY
 def update_project(client, request: dict) -> dict:
-    return client.update_project(**request)["project"]
+    return _with_role_propagation_retries(client.update_project, request)["project"]
 
 
 @CodeBuildErrorHandler.deletion_error_handler("delete CodeBuild project {name}")
-@AWSRetry.jittered_backoff()
+@_RETRY
 def delete_project(client, name: str) -> bool:
     client.delete_project(name=name)
     return True
 
 
 @CodeBuildErrorHandler.common_error_handler("start a build of CodeBuild project {project_name}")
-@AWSRetry.jittered_backoff()
+@_RETRY
 def start_build(
     client,
     project_name: str,
@@ -131,7 +153,7 @@ def start_build(
 
 
 @CodeBuildErrorHandler.common_error_handler("stop CodeBuild build {build_id}")
-@AWSRetry.jittered_backoff()
+@_RETRY
 def stop_build(client, build_id: str) -> dict:
     return client.stop_build(id=build_id)["build"]
 
@@ -147,7 +169,7 @@ def chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-@AWSRetry.jittered_backoff()
+@_RETRY
 def _batch_get_builds(client, ids: list[str]) -> dict:
     return client.batch_get_builds(ids=ids)
 
@@ -168,7 +190,7 @@ def batch_get_builds(client, build_ids: Iterable[str]) -> list[dict]:
 
 
 @CodeBuildErrorHandler.list_error_handler("list builds of CodeBuild project {project_name}", [])
-@AWSRetry.jittered_backoff()
+@_RETRY
 def list_build_ids_for_project(client, project_name: str, sort_order: str = "DESCENDING") -> list[str]:
     paginator = client.get_paginator("list_builds_for_project")
     return paginator.paginate(projectName=project_name, sortOrder=sort_order).build_full_result()["ids"]
@@ -212,7 +234,9 @@ def build_project_request(params: dict[str, Any]) -> dict[str, Any]:
     """
     name = params.get("name") or ""
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$", name):
-        raise ProjectSpecError("name", f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {name!r}")
+        raise ProjectSpecError(
+            "name", f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {name!r}"
+        )
     buildspec = params.get("buildspec")
     if not buildspec or not str(buildspec).strip():
         raise ProjectSpecError("buildspec", "is required with state=present and must not be empty")
@@ -371,4 +395,3 @@ def project_changes(current: dict[str, Any] | None, request: dict[str, Any]) -> 
     before = managed_view(current) or {}
     after = desired_view(request, current)
     return sorted(k for k in after if before.get(k) != after[k])
-

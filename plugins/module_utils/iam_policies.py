@@ -162,7 +162,9 @@ def validate_name(value: Any, option: str) -> str:
     """Names of CodeBuild projects (2-255 chars, letters, digits, '-' and '_')."""
     value = "" if value is None else str(value)
     if not _NAME_RE.match(value):
-        raise PolicyInputError(option, f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {value!r}")
+        raise PolicyInputError(
+            option, f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {value!r}"
+        )
     return value
 
 
@@ -199,7 +201,9 @@ def validate_repository_prefixes(prefixes: Any, all_repositories: bool, option: 
     return [p for p in ordered if not any(p != q and p.startswith(q) for q in ordered)]
 
 
-def ecr_repository_arns(region: str, account: str, prefixes: Iterable[str], all_repositories: bool = False) -> list[str]:
+def ecr_repository_arns(
+    region: str, account: str, prefixes: Iterable[str], all_repositories: bool = False
+) -> list[str]:
     """Repository ARNs for the prefixes (``repository/<prefix>*``), or ``repository/*`` for all."""
     partition = partition_for_region(region)
     base = f"arn:{partition}:ecr:{region}:{account}:repository/"
