@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import ssl
 import subprocess
@@ -196,11 +197,16 @@ class RegistryProcess:
             )
         )
         log = open(self.log_file, "ab")
+        # distribution reads REGISTRY_* variables as configuration overrides; REGISTRY_AUTH_FILE (skopeo's)
+        # from a sourced .sandbox/env would break it.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("REGISTRY_")}
+        env["REGISTRY_HTTP_SECRET"] = secrets.token_hex(16)
         self.process = subprocess.Popen(
             ["docker-registry", "serve", str(self.config_file)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=env,
         )
 
     def alive(self) -> bool:

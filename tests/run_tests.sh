@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# make test: one sandbox for the whole run (pytest + molecule), then lint and sanity.
+# Every step runs; the script fails at the end if any did.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$PWD/.ansible/collections"
+export ANSIBLE_LOCAL_TEMP="$PWD/.ansible/tmp"
+failed=()
+step() {
+  local name=$1; shift
+  echo "==> $name"
+  if "$@"; then echo "<== $name: ok"; else echo "<== $name: FAILED"; failed+=("$name"); fi
+}
+
+export SANDBOX_TEST_DIR="$PWD/.sandbox-test"
+export SANDBOX_TEST_BASE_PORT=${SANDBOX_TEST_BASE_PORT:-46000}
+# Builds in tests use short CodeBuild "minutes" so that timeouts can be exercised in seconds.
+export SANDBOX_CODEBUILD_MINUTE_SECONDS=${SANDBOX_CODEBUILD_MINUTE_SECONDS:-5}
+python -m tests.sandbox stop --dir "$SANDBOX_TEST_DIR" --base-port "$SANDBOX_TEST_BASE_PORT" >/dev/null 2>&1 || true
+rm -rf "$SANDBOX_TEST_DIR"
+if ! python -m tests.sandbox start --profile small --dir "$SANDBOX_TEST_DIR" --base-port "$SANDBOX_TEST_BASE_PORT"; then
+  echo "the test sandbox did not start" >&2
+  exit 1
+fi
+trap 'python -m tests.sandbox stop --dir "$SANDBOX_TEST_DIR" --base-port "$SANDBOX_TEST_BASE_PORT" >/dev/null 2>&1' EXIT
+
+step "pytest (unit + sandbox integration)" python -m pytest -q -m "not slow" -p no:cacheprovider tests/unit tests/integration
+if [ -f tests/molecule.sh ]; then
+  step "molecule scenarios" bash -c "set -a; source '$SANDBOX_TEST_DIR/env'; set +a; bash tests/molecule.sh"
+fi
+step "ansible-lint (production profile) + changelog lint" bash tests/lint.sh
+if [ -f execution-environment.yml ]; then
+  step "ansible-builder create" bash -c 'd=$(mktemp -d); ansible-builder create -f execution-environment.yml -c "$d/context" >/dev/null && test -f "$d/context/Containerfile"; rc=$?; rm -rf "$d"; exit $rc'
+fi
+step "ansible-test sanity" bash tests/sanity.sh
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "make test: FAILED steps: ${failed[*]}"
+  exit 1
+fi
+echo "make test: all steps passed"
