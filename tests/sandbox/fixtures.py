@@ -119,7 +119,14 @@ def start_test_sandbox(tmp_root: Path) -> tuple[SandboxConfig, dict[str, str], b
         config = SandboxConfig(Path(shared), int(os.environ.get("SANDBOX_TEST_BASE_PORT", TEST_BASE_PORT)))
         if lifecycle.running_pid(config):
             return config, lifecycle.sandbox_env(config), False
-    config = SandboxConfig(tmp_root / "sandbox", int(os.environ.get("SANDBOX_TEST_BASE_PORT", TEST_BASE_PORT)))
+    if os.environ.get("SANDBOX_TEST_BASE_PORT"):
+        config = SandboxConfig(tmp_root / "sandbox", int(os.environ["SANDBOX_TEST_BASE_PORT"]))
+    else:
+        # Several test runs may share the machine: take the first block of free ports from 46000 on.
+        for base in range(TEST_BASE_PORT, TEST_BASE_PORT + 2000, 50):
+            config = SandboxConfig(tmp_root / "sandbox", base)
+            if not any(lifecycle.port_in_use(port) for port in config.all_ports):
+                break
     env = lifecycle.start(config, "small")
     return config, env, True
 

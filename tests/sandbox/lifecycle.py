@@ -55,7 +55,7 @@ def health(config: SandboxConfig, timeout: float = 2) -> tuple[int, dict[str, An
         return exc.code, json.load(exc)
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -89,7 +89,7 @@ def start(config: SandboxConfig, profile: str = "small", timeout: float = 60) ->
         if profile != "none" and not config.catalog_file(profile).exists():
             seed(config, profile, env)
         return env
-    busy = [port for port in config.all_ports if _port_in_use(port)]
+    busy = [port for port in config.all_ports if port_in_use(port)]
     if busy:
         raise SandboxError(
             f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are already in use by another process; "
