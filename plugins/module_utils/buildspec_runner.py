@@ -580,6 +580,9 @@ class BuildspecRunner:
             try:
                 token, got_seq, status, exiting = self._statuses.get(timeout=0.1)
                 if token == shell.token and got_seq == seq:
+                    if self._stop_requested.is_set():  # the status of a command killed by stop()
+                        shell.kill()
+                        self._check_stop()
                     if exiting:  # the command ended the shell: the next command gets a fresh one
                         try:
                             shell.process.wait(timeout=STOP_GRACE_SECONDS)
@@ -642,6 +645,7 @@ class BuildspecRunner:
             if phase_result is not None:
                 phase_result.status = stopped.status
                 phase_result.end = time.time()
+                phase_result.code = f"BUILD_{stopped.status}"
                 phase_result.message = (
                     "Build stopped" if stopped.status == "STOPPED" else f"Build timed out after {self.timeout:g} s"
                 )
