@@ -691,8 +691,15 @@ class RegistryClient:
         *,
         timeout: float = 60.0,
         pool_size: int = 16,
+        verify: bool | str | None = None,
     ) -> None:
+        """``verify``: TLS verification as in requests (True, False or a CA bundle path); by default
+        ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` when set, else the system trust store.
+        Proxy variables of the environment are ignored: the registry is on loopback."""
         self.base_url = base_url.rstrip("/")
+        if verify is None:
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self.verify = verify
         self._auth = (username, password) if username is not None else None
         self.timeout = timeout
         self.pool_size = pool_size
@@ -709,8 +716,7 @@ class RegistryClient:
 
             session = requests.Session()
             session.trust_env = False  # never route loopback through a proxy from the environment
-            # ...but do verify against the sandbox CA bundle when one is configured.
-            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
+            session.verify = self.verify  # the sandbox CA bundle when configured (see __init__)
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
