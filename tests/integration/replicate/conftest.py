@@ -1,0 +1,66 @@
+# Copyright: Contributors to the cloudops.ecr_replication project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Run the playbooks the way a user does: ansible-playbook in a subprocess with the sandbox environment."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PLAYBOOKS = REPO_ROOT / "playbooks"
+EXTERNAL_ID = "replicate-tests-external-id-7f3a"  # the destination role's sts:ExternalId in these tests
+RECAP = re.compile(
+    r"^localhost\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)", re.M
+)
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def recap(self) -> dict[str, int]:
+        match = RECAP.search(self.stdout)
+        assert match, f"no PLAY RECAP in the output:\n{self.stdout[-3000:]}\n{self.stderr[-3000:]}"
+        return {k: int(v) for k, v in match.groupdict().items()}
+
+    def explain(self) -> str:
+        return f"rc={self.returncode}\n--- stdout\n{self.stdout[-6000:]}\n--- stderr\n{self.stderr[-3000:]}"
+
+
+def run_playbook(sandbox, playbook: str, cwd: Path, *args: str, extra: dict[str, Any] | None = None, timeout=900) -> Run:
+    command = [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOKS / playbook), *args]
+    if extra:
+        command += ["-e", json.dumps(extra)]
+    env = sandbox.subprocess_env(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default")
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def provisioned(sandbox, tmp_path_factory):
+    """A clean destination account, and the CodeBuild project + destination role of playbooks/provision.yml."""
+    sandbox.reset_target()
+    run = run_playbook(
+        sandbox,
+        "provision.yml",
+        tmp_path_factory.mktemp("provision"),
+        "-e", f"src_region={sandbox.source_region}",
+        "-e", f"dest_region={sandbox.dest_region}",
+        "-e", f"dest_account={sandbox.target_account}",
+        "-e", "dest_profile=target",
+        "-e", f"external_id={EXTERNAL_ID}",
+        "-e", "all_repositories=true",
+    )
+    assert run.returncode == 0, run.explain()
+    return sandbox

@@ -1,0 +1,201 @@
+# Copyright: Contributors to the cloudops.ecr_replication project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/replicate.yml against the sandbox: dry run, copy of the small catalog across accounts, no-op re-run.
+
+Everything runs through `ansible-playbook` as a user runs it; the assertions read the JSON and Markdown reports
+and the destination registry (ECR API and, for the data plane, `skopeo inspect --raw`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXTERNAL_ID
+from .conftest import run_playbook
+
+pytestmark = pytest.mark.sandbox
+
+
+def _user_args(sandbox, *more: str) -> list[str]:
+    """What the issue promises a user needs after provision.yml (plus how to read the other account)."""
+    return [
+        "-e", f"dest_region={sandbox.dest_region}",
+        "-e", f"dest_account={sandbox.target_account}",
+        "-e", f"dest_assume_role_arn={sandbox.env['SANDBOX_TARGET_ADMIN_ROLE_ARN']}",
+        "-e", f"external_id={EXTERNAL_ID}",
+        "-e", "poll_interval=1",
+        *more,
+    ]
+
+
+def _report(directory: Path) -> tuple[dict, str]:
+    data = json.loads((directory / "reports" / "ecr-replication-report.json").read_text())
+    markdown = (directory / "reports" / "ecr-replication-report.md").read_text()
+    return data, markdown
+
+
+def _destination_images(sandbox, region=None, account="target") -> dict[tuple[str, str], set[str]]:
+    ecr = sandbox.client("ecr", account, region or sandbox.dest_region)
+    found: dict[tuple[str, str], set[str]] = {}
+    for page in ecr.get_paginator("describe_repositories").paginate():
+        for repo in page["repositories"]:
+            name = repo["repositoryName"]
+            for images in ecr.get_paginator("describe_images").paginate(repositoryName=name):
+                for detail in images["imageDetails"]:
+                    found[(name, detail["imageDigest"])] = set(detail.get("imageTags") or [])
+    return found
+
+
+def _source_images(sandbox) -> dict[tuple[str, str], set[str]]:
+    return {(i["repository"], i["digest"]): set(i["tags"] or []) for i in sandbox.catalog["images"]}
+
+
+def _no_secret(*texts: str) -> None:
+    for text in texts:
+        assert EXTERNAL_ID not in text
+
+
+@pytest.fixture(scope="module")
+def runs(provisioned, tmp_path_factory):
+    """dry run -> copy -> re-run, once for the module's tests (each step in its own directory)."""
+    sandbox = provisioned
+    out = {}
+    for name, extra in (("dry_run", ["-e", "dry_run=true"]), ("check", ["--check"]), ("copy", []), ("rerun", [])):
+        cwd = tmp_path_factory.mktemp(name)
+        run = run_playbook(sandbox, "replicate.yml", cwd, *_user_args(sandbox, *extra))
+        out[name] = (run, cwd)
+        if name == "dry_run":
+            out["after_dry_run"] = _destination_images(sandbox)
+    return out
+
+
+def test_dry_run_plans_and_copies_nothing(runs, sandbox):
+    run, cwd = runs["dry_run"]
+    assert run.returncode == 0, run.explain()
+    assert run.recap["changed"] == 0
+    assert runs["after_dry_run"] == {}, "a dry run must not create anything in the destination"
+    assert "PLAN (dry run, nothing is copied)" in run.stdout
+    assert f"{len(sandbox.catalog['images'])} missing" in run.stdout
+    data, markdown = _report(cwd)
+    assert data["dry_run"] is True
+    assert data["summary"]["planned"] == len(sandbox.catalog["images"])
+    assert data["summary"]["copied"] == data["summary"]["failed"] == data["summary"]["builds"] == 0
+    assert markdown.startswith("# ECR replication plan (dry run)")
+    _no_secret(run.stdout, run.stderr, json.dumps(data), markdown)
+
+
+def test_check_mode_plans_and_writes_nothing(runs):
+    run, cwd = runs["check"]
+    assert run.returncode == 0, run.explain()
+    assert "PLAN (dry run, nothing is copied)" in run.stdout
+    assert "(not written in check mode)" in run.stdout
+    assert not (cwd / "reports").exists()
+
+
+def test_copy_small_catalog_across_accounts(runs, sandbox):
+    run, cwd = runs["copy"]
+    assert run.returncode == 0, run.explain()
+    assert run.recap["changed"] >= 1
+    assert "poll 1:" in run.stdout and "every planned digest and tag is present" in run.stdout
+
+    data, markdown = _report(cwd)
+    source = _source_images(sandbox)
+    summary = data["summary"]
+    assert summary["success"] is True and summary["failed"] == 0, json.dumps(data["images"], indent=1)[:4000]
+    assert summary["copied"] == len(source) and summary["images"] == len(source)
+    assert 1 <= summary["builds"] <= -(-len(source) // 50)
+    assert {(i["repository"], i["digest"]) for i in data["images"] if i["outcome"] == "copied"} == set(source)
+    assert data["source"] == {"region": sandbox.source_region, "account": sandbox.source_account}
+
+    # destination registry: every digest, with every tag (ECR API) ...
+    destination = _destination_images(sandbox)
+    for key, tags in source.items():
+        assert key in destination, f"{key} missing in the destination"
+        assert tags <= destination[key], f"{key}: tags {tags - destination[key]} missing"
+    # ... and the manifests served by the destination registry are byte-identical (digest preserved)
+    host = sandbox.registry_host("target")
+    creds = {host: sandbox.registry_password("target")}
+    indexes = [i for i in sandbox.catalog["images"] if i["kind"] == "index"][:2]
+    assert indexes, "the small catalog has multi-arch indexes"
+    for image in indexes + [i for i in sandbox.catalog["images"] if i["kind"] == "image"][:1]:
+        raw = sandbox.skopeo("inspect", "--raw", f"docker://{host}/{image['repository']}@{image['digest']}",
+                             account_creds=creds).stdout
+        assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == image["digest"]
+
+    # the Markdown report a person reads
+    assert markdown.startswith("# ECR replication report")
+    assert "## Summary" in markdown and "| Destination | Repositories | Images | Copied |" in markdown
+    assert f"| **Total** | {summary['repositories']} | {len(source)} | {len(source)} |" in markdown
+    assert "## Failures\n\nNone." in markdown and "## Per repository" in markdown
+    _no_secret(run.stdout, run.stderr, json.dumps(data), markdown)
+
+
+def test_rerun_is_a_no_op(runs, sandbox):
+    run, cwd = runs["rerun"]
+    assert run.returncode == 0, run.explain()
+    assert run.recap["changed"] == 0, run.stdout[-4000:]
+    data, _ = _report(cwd)
+    summary = data["summary"]
+    assert summary["builds"] == 0 and summary["copied"] == 0
+    assert summary["present"] == len(sandbox.catalog["images"])
+    assert "0 missing" in run.stdout
+
+
+def test_missing_dest_region_is_a_clear_error(provisioned, tmp_path):
+    run = run_playbook(provisioned, "replicate.yml", tmp_path)
+    assert run.returncode != 0
+    assert "dest_region is required" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_failed_copy_is_reported_then_fails_the_play(runs, provisioned, tmp_path):
+    """A destination role that cannot be assumed: every image fails, the report says why, then the play fails."""
+    sandbox = provisioned
+    sandbox.client("ecr", "target", sandbox.dest_region).delete_repository(repositoryName="legacy-app", force=True)
+    args = _user_args(sandbox, "-e", "repositories=legacy-app", "-e", "dest_role=no-such-role")
+    run = run_playbook(sandbox, "replicate.yml", tmp_path, *args)
+    assert run.returncode != 0
+    assert run.recap["failed"] == 1
+    data, markdown = _report(tmp_path)
+    assert data["summary"]["failed"] == 2 and data["summary"]["success"] is False
+    assert all(i["reason"] for i in data["images"] if i["outcome"] == "failed")
+    assert "| legacy-app |" in markdown.split("## Failures", 1)[1]
+    assert "image(s) failed" in run.stdout
+
+    # the same with allow_partial: reported, not fatal
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    run = run_playbook(sandbox, "replicate.yml", partial, *args, "-e", "allow_partial=true")
+    assert run.returncode == 0, run.explain()
+    assert _report(partial)[0]["summary"]["failed"] == 2
+
+
+def test_several_destinations_in_one_run(provisioned, tmp_path):
+    sandbox = provisioned
+    admin = sandbox.env["SANDBOX_TARGET_ADMIN_ROLE_ARN"]
+    destinations = [
+        {"region": sandbox.dest_region, "account": sandbox.target_account, "read_role_arn": admin},
+        {"region": sandbox.source_region, "account": sandbox.target_account, "read_role_arn": admin},
+    ]
+    for region in (sandbox.dest_region, sandbox.source_region):
+        ecr = sandbox.client("ecr", "target", region)
+        if "tools/cli" in {r["repositoryName"] for r in ecr.describe_repositories()["repositories"]}:
+            ecr.delete_repository(repositoryName="tools/cli", force=True)
+    run = run_playbook(
+        sandbox, "replicate.yml", tmp_path, "-e", "repositories=tools/cli", "-e", f"external_id={EXTERNAL_ID}",
+        "-e", "poll_interval=1", extra={"destinations": destinations},
+    )
+    assert run.returncode == 0, run.explain()
+    data, markdown = _report(tmp_path)
+    expected = {k for k in _source_images(sandbox) if k[0] == "tools/cli"}
+    assert [d["summary"]["region"] for d in data["destinations"]] == [sandbox.dest_region, sandbox.source_region]
+    for dest in data["destinations"]:
+        assert dest["summary"]["copied"] == len(expected)
+    for region in (sandbox.dest_region, sandbox.source_region):
+        assert expected <= set(_destination_images(sandbox, region))
+    assert markdown.count(f"| {sandbox.target_account} / ") >= 2
