@@ -37,7 +37,8 @@ The expected catalog (``Catalog.expected()``, also what ``push_catalog`` returns
      "images": [{"repository", "digest", "tags" (sorted), "media_type",
                  "kind": "image" | "index" | "index_child" | "referrer",
                  "artifact_type" (manifest artifactType or None),
-                 "artifact_media_type" (config media type, what ECR calls artifactMediaType; None for indexes),
+                 "artifact_media_type" (ECR's artifactMediaType: the OCI "artifact type" of the manifest, i.e.
+                                        artifactType when set, else the config media type; None for indexes),
                  "platform" (single-platform manifests: {"os","architecture"[,"variant"]}, else None),
                  "platforms" (indexes: list of child platforms, else None),
                  "children" (indexes: child digests, else None),
@@ -470,7 +471,7 @@ class _Builder:
                 tags=list(tags),
                 blobs=(config.digest, layer.digest),
                 artifact_type=artifact_type,
-                artifact_media_type=config.media_type,
+                artifact_media_type=artifact_type,
                 subject=subject.digest,
                 size=len(manifest) + content,
                 image_size_in_bytes=content,
