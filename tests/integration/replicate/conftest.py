@@ -38,7 +38,9 @@ class Run:
         return f"rc={self.returncode}\n--- stdout\n{self.stdout[-6000:]}\n--- stderr\n{self.stderr[-3000:]}"
 
 
-def run_playbook(sandbox, playbook: str, cwd: Path, *args: str, extra: dict[str, Any] | None = None, timeout=900) -> Run:
+def run_playbook(
+    sandbox, playbook: str, cwd: Path, *args: str, extra: dict[str, Any] | None = None, timeout=900
+) -> Run:
     command = [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOKS / playbook), *args]
     if extra:
         command += ["-e", json.dumps(extra)]
@@ -55,12 +57,18 @@ def provisioned(sandbox, tmp_path_factory):
         sandbox,
         "provision.yml",
         tmp_path_factory.mktemp("provision"),
-        "-e", f"src_region={sandbox.source_region}",
-        "-e", f"dest_region={sandbox.dest_region}",
-        "-e", f"dest_account={sandbox.target_account}",
-        "-e", "dest_profile=target",
-        "-e", f"external_id={EXTERNAL_ID}",
-        "-e", "all_repositories=true",
+        "-e",
+        f"src_region={sandbox.source_region}",
+        "-e",
+        f"dest_region={sandbox.dest_region}",
+        "-e",
+        f"dest_account={sandbox.target_account}",
+        "-e",
+        "dest_profile=target",
+        "-e",
+        f"external_id={EXTERNAL_ID}",
+        "-e",
+        "all_repositories=true",
     )
     assert run.returncode == 0, run.explain()
     return sandbox

@@ -26,8 +26,15 @@ def test_survey_variables_are_role_arguments():
     assert len(variables) == len(set(variables))
     assert set(variables) <= set(OPTIONS), set(variables) - set(OPTIONS)
     # what the issue asks the survey to cover
-    for needed in ("replicate_dest_region", "replicate_dest_account", "replicate_source_account",
-                   "replicate_repositories", "replicate_tag_regex", "replicate_strategy", "replicate_dry_run"):
+    for needed in (
+        "replicate_dest_region",
+        "replicate_dest_account",
+        "replicate_source_account",
+        "replicate_repositories",
+        "replicate_tag_regex",
+        "replicate_strategy",
+        "replicate_dry_run",
+    ):
         assert needed in variables
 
 

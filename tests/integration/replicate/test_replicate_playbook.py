@@ -24,11 +24,16 @@ pytestmark = pytest.mark.sandbox
 def _user_args(sandbox, *more: str) -> list[str]:
     """What the issue promises a user needs after provision.yml (plus how to read the other account)."""
     return [
-        "-e", f"dest_region={sandbox.dest_region}",
-        "-e", f"dest_account={sandbox.target_account}",
-        "-e", f"dest_assume_role_arn={sandbox.env['SANDBOX_TARGET_ADMIN_ROLE_ARN']}",
-        "-e", f"external_id={EXTERNAL_ID}",
-        "-e", "poll_interval=1",
+        "-e",
+        f"dest_region={sandbox.dest_region}",
+        "-e",
+        f"dest_account={sandbox.target_account}",
+        "-e",
+        f"dest_assume_role_arn={sandbox.env['SANDBOX_TARGET_ADMIN_ROLE_ARN']}",
+        "-e",
+        f"external_id={EXTERNAL_ID}",
+        "-e",
+        "poll_interval=1",
         *more,
     ]
 
@@ -123,8 +128,9 @@ def test_copy_small_catalog_across_accounts(runs, sandbox):
     indexes = [i for i in sandbox.catalog["images"] if i["kind"] == "index"][:2]
     assert indexes, "the small catalog has multi-arch indexes"
     for image in indexes + [i for i in sandbox.catalog["images"] if i["kind"] == "image"][:1]:
-        raw = sandbox.skopeo("inspect", "--raw", f"docker://{host}/{image['repository']}@{image['digest']}",
-                             account_creds=creds).stdout
+        raw = sandbox.skopeo(
+            "inspect", "--raw", f"docker://{host}/{image['repository']}@{image['digest']}", account_creds=creds
+        ).stdout
         assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == image["digest"]
 
     # the Markdown report a person reads
@@ -187,8 +193,16 @@ def test_several_destinations_in_one_run(provisioned, tmp_path):
         if "tools/cli" in {r["repositoryName"] for r in ecr.describe_repositories()["repositories"]}:
             ecr.delete_repository(repositoryName="tools/cli", force=True)
     run = run_playbook(
-        sandbox, "replicate.yml", tmp_path, "-e", "repositories=tools/cli", "-e", f"external_id={EXTERNAL_ID}",
-        "-e", "poll_interval=1", extra={"destinations": destinations},
+        sandbox,
+        "replicate.yml",
+        tmp_path,
+        "-e",
+        "repositories=tools/cli",
+        "-e",
+        f"external_id={EXTERNAL_ID}",
+        "-e",
+        "poll_interval=1",
+        extra={"destinations": destinations},
     )
     assert run.returncode == 0, run.explain()
     data, markdown = _report(tmp_path)
