@@ -52,6 +52,15 @@ ALL_MANIFEST_MEDIA_TYPES = (
 
 ImageId = Dict[str, str]
 
+# AWSRetry's defaults know "Throttling" and "RequestLimitExceeded"; ECR answers "ThrottlingException"
+# (PutImage is limited to 10 TPS per account and region, the Describe* calls to a few more).
+ECR_THROTTLING_CODES = ("ThrottlingException", "TooManyRequestsException", "LimitExceededException")
+
+
+def ecr_retry():
+    """``AWSRetry.jittered_backoff`` that also retries ECR's throttling error codes."""
+    return AWSRetry.jittered_backoff(catch_extra_error_codes=list(ECR_THROTTLING_CODES))
+
 
 class AnsibleECRError(AnsibleAWSError):
     pass
@@ -94,7 +103,7 @@ def image_id(value: Union[str, ImageId]) -> ImageId:
 # Repositories
 
 
-@AWSRetry.jittered_backoff()
+@ecr_retry()
 def _describe_repositories_pages(client, **params) -> List[Dict[str, Any]]:
     paginator = client.get_paginator("describe_repositories")
     return paginator.paginate(**params).build_full_result()["repositories"]
@@ -120,7 +129,7 @@ def describe_repositories(
 
 
 @ECRErrorHandler.list_error_handler("get repository policy", None)
-@AWSRetry.jittered_backoff()
+@ecr_retry()
 def get_repository_policy(client, repository_name: str, registry_id: Optional[str] = None) -> Optional[str]:
     """The repository policy text (JSON string), or None when the repository has none."""
     result = client.get_repository_policy(repositoryName=repository_name, **_registry(registry_id))
@@ -128,7 +137,7 @@ def get_repository_policy(client, repository_name: str, registry_id: Optional[st
 
 
 @ECRErrorHandler.list_error_handler("get lifecycle policy", None)
-@AWSRetry.jittered_backoff()
+@ecr_retry()
 def get_lifecycle_policy(client, repository_name: str, registry_id: Optional[str] = None) -> Optional[str]:
     """The lifecycle policy text (JSON string), or None when the repository has none."""
     result = client.get_lifecycle_policy(repositoryName=repository_name, **_registry(registry_id))
@@ -136,7 +145,7 @@ def get_lifecycle_policy(client, repository_name: str, registry_id: Optional[str
 
 
 @ECRErrorHandler.list_error_handler("list tags for repository", [])
-@AWSRetry.jittered_backoff()
+@ecr_retry()
 def list_tags_for_resource(client, resource_arn: str) -> List[Dict[str, str]]:
     """The resource tags of a repository, boto3 list format (``[{"Key": .., "Value": ..}]``)."""
     return client.list_tags_for_resource(resourceArn=resource_arn).get("tags", [])
@@ -146,7 +155,7 @@ def list_tags_for_resource(client, resource_arn: str) -> List[Dict[str, str]]:
 
 
 @ECRErrorHandler.list_error_handler("describe images", [])
-@AWSRetry.jittered_backoff()
+@ecr_retry()
 def describe_images(
     client,
     repository_name: str,
@@ -173,7 +182,7 @@ def describe_images_by_id(
     return result
 
 
-@AWSRetry.jittered_backoff()
+@ecr_retry()
 def _describe_images_chunk(client, repository_name, chunk, registry_id):
     try:
         return client.describe_images(repositoryName=repository_name, imageIds=chunk, **_registry(registry_id))[
@@ -190,7 +199,7 @@ def _describe_images_chunk(client, repository_name, chunk, registry_id):
 
 
 @ECRErrorHandler.list_error_handler("list images", [])
-@AWSRetry.jittered_backoff()
+@ecr_retry()
 def list_images(
     client, repository_name: str, registry_id: Optional[str] = None, tag_status: Optional[str] = None
 ) -> List[ImageId]:
@@ -203,7 +212,7 @@ def list_images(
     return pages.build_full_result()["imageIds"]
 
 
-@AWSRetry.jittered_backoff()
+@ecr_retry()
 def _batch_get_image_chunk(client, **params) -> Dict[str, Any]:
     return client.batch_get_image(**params)
 
@@ -242,7 +251,7 @@ def batch_get_image(
 
 
 @ECRErrorHandler.common_error_handler("get authorization token")
-@AWSRetry.jittered_backoff()
+@ecr_retry()
 def get_authorization_token(client, registry_ids: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     """``authorizationData`` (token, proxyEndpoint, expiresAt). The token is a secret: never log or return it."""
     params: Dict[str, Any] = {"registryIds": list(registry_ids)} if registry_ids else {}
@@ -252,18 +261,20 @@ def get_authorization_token(client, registry_ids: Optional[List[str]] = None) ->
 # Call accounting
 
 
-def count_api_calls(client, counter: Dict[str, int], service: Optional[str] = None) -> Dict[str, int]:
+def count_api_calls(client, counter: Dict[str, int]) -> Dict[str, int]:
     """Count every API call the (botocore) client makes into ``counter`` (operation name -> calls).
 
-    Uses the ``before-call.<service>`` event, so it sees each request the client sends (AWSRetry retries count,
-    botocore's internal retries of one request do not). Works on a ``RetryingBotoClientWrapper`` too.
+    Hooks the client's own ``before-call`` event (each client has its own event emitter), so it sees each request
+    the client sends: AWSRetry retries count, botocore's internal retries of one request do not. Works on a
+    ``RetryingBotoClientWrapper`` too.
     """
     real = getattr(client, "client", client)
-    service_id = service or real.meta.service_model.service_id.hyphenize()
 
     def _count(model=None, **kwargs: Any) -> None:
         if model is not None:
             counter[model.name] = counter.get(model.name, 0) + 1
 
-    real.meta.events.register(f"before-call.{service_id}", _count)
+    # ``register_first`` on the same key the Stubber (or placebo) uses, which answer calls themselves and would
+    # otherwise stop the event before it reaches the counter.
+    real.meta.events.register_first("before-call.*.*", _count, unique_id=f"cloudops-count-{id(counter)}")
     return counter
