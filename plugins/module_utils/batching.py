@@ -1,0 +1,300 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the Ansible project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Batches of images for ``buildspec.yml``: normalising the input, splitting it into builds, the compact
+environment encoding that respects CodeBuild's 4,096-character limit per variable value, and the plan
+(builds, estimated CodeBuild minutes and cost).
+
+Batch encoding (version ``z1``), read by ``buildspec.yml``::
+
+    payload = {"v": 1, "r": [repository, ...], "i": [[repository index, digest, [tag, ...]], ...]}
+    text    = "z1:" + base64(zlib.compress(json.dumps(payload, separators=(",", ":"))))
+    REPL_BATCH_PARTS = "N"; REPL_BATCH_1 .. REPL_BATCH_N = text cut into pieces of at most 4,000 characters
+
+To read a batch by hand: join the parts in order, drop ``z1:``, then base64-decode and zlib-decompress.
+Each image costs about 60-70 encoded characters plus its tags, so the default 50 images fit in one or two
+variables; ``build_batches`` also closes a batch before it needs more than ``MAX_PARTS`` variables.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Optional
+
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import DIGEST_RE
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import REPOSITORY_RE
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import TAG_RE
+
+# bundle:start batching
+import base64
+import binascii
+import json
+import zlib
+
+CODEBUILD_ENV_VALUE_LIMIT = 4096
+CHUNK_CHARS = 4000
+MAX_PARTS = 20
+BATCH_PARTS_VAR = "REPL_BATCH_PARTS"
+BATCH_PART_PREFIX = "REPL_BATCH_"
+ENCODING_PREFIX = "z1:"
+
+
+class BatchEncodingError(ValueError):
+    """A batch that cannot be encoded or decoded."""
+
+
+def encode_batch(images):
+    """Encode [{"repository", "digest", "tags"}] as the compact ``z1`` text (see the module docstring)."""
+    repos = []
+    index = {}
+    rows = []
+    for image in images:
+        repo = image["repository"]
+        if repo not in index:
+            index[repo] = len(repos)
+            repos.append(repo)
+        rows.append([index[repo], image["digest"], list(image.get("tags") or [])])
+    raw = json.dumps({"v": 1, "r": repos, "i": rows}, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return ENCODING_PREFIX + base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+
+
+def decode_batch(text):
+    """The inverse of ``encode_batch``: a list of {"repository", "digest", "tags"} in the original order."""
+    if not isinstance(text, str) or not text.startswith(ENCODING_PREFIX):
+        raise BatchEncodingError("batch encoding must start with %r" % ENCODING_PREFIX)
+    try:
+        raw = zlib.decompress(base64.b64decode(text[len(ENCODING_PREFIX) :], validate=True))
+        payload = json.loads(raw.decode("utf-8"))
+        repos = payload["r"]
+        if payload.get("v") != 1:
+            raise BatchEncodingError("unknown batch payload version %r" % payload.get("v"))
+        return [{"repository": repos[r], "digest": d, "tags": list(t)} for r, d, t in payload["i"]]
+    except BatchEncodingError:
+        raise
+    except (binascii.Error, zlib.error, ValueError, KeyError, IndexError, TypeError) as e:
+        raise BatchEncodingError("batch encoding is damaged: %s" % e) from None
+
+
+def split_env(text, chunk=CHUNK_CHARS):
+    """{"REPL_BATCH_PARTS": "N", "REPL_BATCH_1": ..., ...} with every value within CodeBuild's limit."""
+    if chunk > CODEBUILD_ENV_VALUE_LIMIT:
+        raise BatchEncodingError("chunk size %d exceeds %d" % (chunk, CODEBUILD_ENV_VALUE_LIMIT))
+    parts = [text[i : i + chunk] for i in range(0, len(text), chunk)] or [""]
+    env = {BATCH_PARTS_VAR: str(len(parts))}
+    for n, part in enumerate(parts, 1):
+        env["%s%d" % (BATCH_PART_PREFIX, n)] = part
+    return env
+
+
+def join_env(env):
+    """Reassemble the encoded text from the variables written by ``split_env``."""
+    try:
+        count = int(env.get(BATCH_PARTS_VAR, ""))
+    except ValueError:
+        raise BatchEncodingError("%s is missing or not a number" % BATCH_PARTS_VAR) from None
+    if count < 1:
+        raise BatchEncodingError("%s must be >= 1" % BATCH_PARTS_VAR)
+    missing = ["%s%d" % (BATCH_PART_PREFIX, n) for n in range(1, count + 1) if "%s%d" % (BATCH_PART_PREFIX, n) not in env]
+    if missing:
+        raise BatchEncodingError("batch variables missing: %s" % ", ".join(missing))
+    return "".join(env["%s%d" % (BATCH_PART_PREFIX, n)] for n in range(1, count + 1))
+
+
+# bundle:end batching
+
+
+class ImagesError(ValueError):
+    """Bad ``images`` input; the message names the entry and the field."""
+
+
+SKIP_STATUSES = ("present",)
+
+
+def normalize_images(images: Any) -> List[Dict[str, Any]]:
+    """Accept the ``images`` list of ``ecr_image_info`` (or plain repository/digest/tags dicts).
+
+    Returns one entry per (repository, digest), tags merged and sorted, input order kept.
+    """
+    if not isinstance(images, list) or not images:
+        raise ImagesError("images must be a non-empty list (for example ecr_image_info's images)")
+    result: List[Dict[str, Any]] = []
+    seen: Dict[tuple, Dict[str, Any]] = {}
+    for n, image in enumerate(images):
+        where = "images[%d]" % n
+        if not isinstance(image, dict):
+            raise ImagesError("%s must be a dict with repository and digest, got %s" % (where, type(image).__name__))
+        repo = image.get("repository", image.get("repository_name"))
+        digest = image.get("digest", image.get("image_digest"))
+        tags = image.get("tags", image.get("image_tags"))
+        if tags is None:
+            tags = []
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(repo, str) or not REPOSITORY_RE.match(repo):
+            raise ImagesError("%s.repository %r is not a valid ECR repository name" % (where, repo))
+        if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+            raise ImagesError("%s.digest %r is not a valid digest (sha256:<64 hex>)" % (where, digest))
+        if not isinstance(tags, list) or not all(isinstance(t, str) and TAG_RE.match(t) for t in tags):
+            raise ImagesError("%s.tags must be a list of valid tags, got %r" % (where, tags))
+        size = image.get("size_bytes") or 0
+        try:
+            size = int(size)
+        except (TypeError, ValueError):
+            raise ImagesError("%s.size_bytes %r is not a number" % (where, size)) from None
+        key = (repo, digest)
+        if key in seen:
+            merged = seen[key]
+            merged["tags"] = sorted(set(merged["tags"]) | set(tags))
+            continue
+        entry = {
+            "repository": repo,
+            "digest": digest,
+            "tags": sorted(set(tags)),
+            "size_bytes": max(size, 0),
+            "media_type": image.get("media_type"),
+            "destination_status": image.get("destination_status"),
+            "missing_tags": image.get("missing_tags"),
+            "destination_tags": image.get("destination_tags"),
+            "parent_digests": list(image.get("parent_digests") or []),
+        }
+        seen[key] = entry
+        result.append(entry)
+    return result
+
+
+def select_images(images: List[Dict[str, Any]], skip_present: bool = True, force_tags: bool = False):
+    """Split normalised images into (to_copy, skipped) using ``destination_status`` when the input has it.
+
+    ``skipped`` entries carry the ``status`` they get in the results without a build: ``present``, or
+    ``tag_conflict`` when the digest is already there, no tag is missing and tags may not be moved.
+    """
+    to_copy, skipped = [], []
+    for image in images:
+        status = image.get("destination_status")
+        if skip_present and status in SKIP_STATUSES:
+            skipped.append(dict(image, status="present"))
+        elif (
+            skip_present
+            and status == "tag_conflict"
+            and not force_tags
+            and image.get("missing_tags") == []
+            and image.get("destination_tags")
+        ):
+            skipped.append(dict(image, status="tag_conflict"))
+        else:
+            to_copy.append(image)
+    return to_copy, skipped
+
+
+def _order(images: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Group by repository; inside one, indexes and ordinary images before the manifests they contain."""
+    position = {id(image): n for n, image in enumerate(images)}
+    return sorted(images, key=lambda i: (i["repository"], 1 if i.get("parent_digests") else 0, position[id(i)]))
+
+
+def build_batches(
+    images: List[Dict[str, Any]], batch_size: int = 50, max_chars: int = MAX_PARTS * CHUNK_CHARS
+) -> List[List[Dict[str, Any]]]:
+    """Cut images into batches of at most ``batch_size`` images whose encoding fits in ``max_chars``."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    batches: List[List[Dict[str, Any]]] = []
+    current: List[Dict[str, Any]] = []
+    for image in _order(images):
+        candidate = current + [image]
+        if len(encode_batch([image])) > max_chars:
+            raise ImagesError(
+                "image %s@%s has too many tags to fit in %d characters of build environment"
+                % (image["repository"], image["digest"], max_chars)
+            )
+        if current and (len(candidate) > batch_size or len(encode_batch(candidate)) > max_chars):
+            batches.append(current)
+            current = [image]
+        else:
+            current = candidate
+    if current:
+        batches.append(current)
+    return batches
+
+
+def batch_env(images: Iterable[Dict[str, Any]]) -> Dict[str, str]:
+    """The REPL_BATCH_* variables for one batch."""
+    return split_env(encode_batch(list(images)))
+
+
+# us-east-1 on-demand Linux list prices in USD per build minute; pass price_per_minute for others.
+PRICE_PER_MINUTE = {
+    "BUILD_GENERAL1_SMALL": 0.005,
+    "BUILD_GENERAL1_MEDIUM": 0.01,
+    "BUILD_GENERAL1_LARGE": 0.02,
+    "BUILD_GENERAL1_XLARGE": 0.04,
+    "BUILD_GENERAL1_2XLARGE": 0.08,
+}
+DEFAULT_COMPUTE_TYPE = "BUILD_GENERAL1_SMALL"
+PROVISIONING_SECONDS = 60.0  # queue + provisioning + install phase of a build (30-90 s on CodeBuild)
+PER_IMAGE_SECONDS = 4.0  # token, listing, verification and CLI start-up per image
+PER_TAG_SECONDS = 1.0  # one PutImage per tag
+THROUGHPUT_BYTES_PER_SECOND = 40 * 1024 * 1024  # registry-to-registry inside AWS, per copy
+
+
+def estimate_build_seconds(batch: List[Dict[str, Any]], parallel_copies: int = 4) -> float:
+    parallel = max(1, int(parallel_copies))
+    work = sum(
+        PER_IMAGE_SECONDS + PER_TAG_SECONDS * len(i.get("tags") or []) + (i.get("size_bytes") or 0) / THROUGHPUT_BYTES_PER_SECOND
+        for i in batch
+    )
+    return PROVISIONING_SECONDS + work / parallel
+
+
+def plan(
+    batches: List[List[Dict[str, Any]]],
+    parallel_copies: int = 4,
+    max_concurrent_builds: int = 5,
+    compute_type: Optional[str] = None,
+    price_per_minute: Optional[float] = None,
+) -> Dict[str, Any]:
+    """Counts, bytes, builds and an estimate of CodeBuild minutes (billed per started minute per build) and cost."""
+    compute_type = compute_type or DEFAULT_COMPUTE_TYPE
+    if price_per_minute is None:
+        price_per_minute = PRICE_PER_MINUTE.get(compute_type, PRICE_PER_MINUTE[DEFAULT_COMPUTE_TYPE])
+    concurrent = max(1, int(max_concurrent_builds))
+    builds = []
+    for n, batch in enumerate(batches):
+        seconds = estimate_build_seconds(batch, parallel_copies)
+        env = batch_env(batch)
+        builds.append(
+            {
+                "batch": n,
+                "images": len(batch),
+                "tags": sum(len(i.get("tags") or []) for i in batch),
+                "bytes": sum(i.get("size_bytes") or 0 for i in batch),
+                "repositories": sorted({i["repository"] for i in batch}),
+                "env_vars": len(env),
+                "env_chars": sum(len(v) for v in env.values()),
+                "estimated_seconds": int(math.ceil(seconds)),
+                "estimated_minutes": int(math.ceil(seconds / 60.0)),
+            }
+        )
+    minutes = sum(b["estimated_minutes"] for b in builds)
+    # Builds run in waves of max_concurrent_builds; a wave lasts as long as its longest build.
+    durations = sorted((b["estimated_seconds"] for b in builds), reverse=True)
+    wall = sum(max(durations[i : i + concurrent]) for i in range(0, len(durations), concurrent))
+    return {
+        "images": sum(b["images"] for b in builds),
+        "tags": sum(b["tags"] for b in builds),
+        "bytes": sum(b["bytes"] for b in builds),
+        "builds": len(builds),
+        "batches": builds,
+        "max_concurrent_builds": concurrent,
+        "compute_type": compute_type,
+        "price_per_minute": price_per_minute,
+        "estimated_build_minutes": minutes,
+        "estimated_wall_minutes": int(math.ceil(wall / 60.0)),
+        "estimated_cost_usd": round(minutes * price_per_minute, 4),
+    }
