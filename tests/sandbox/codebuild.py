@@ -44,11 +44,24 @@ from typing import Any
 import botocore.session
 from botocore.validate import ParamValidator
 
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.buildspec_runner import PHASE_TYPES
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.buildspec_runner import BuildspecError
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.buildspec_runner import BuildspecRunner
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.buildspec_runner import PhaseResult
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.buildspec_runner import load_buildspec
+try:
+    from ansible_collections.cloudops.ecr_replication.plugins.module_utils import buildspec_runner
+except ImportError:  # the sandbox process runs from the work tree, without the collection on sys.path
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    _PATH = Path(__file__).resolve().parents[2] / "plugins" / "module_utils" / "buildspec_runner.py"
+    _SPEC = importlib.util.spec_from_file_location("_sandbox_buildspec_runner", _PATH)
+    buildspec_runner = importlib.util.module_from_spec(_SPEC)
+    sys.modules[_SPEC.name] = buildspec_runner  # dataclasses look their module up
+    _SPEC.loader.exec_module(buildspec_runner)
+
+PHASE_TYPES = buildspec_runner.PHASE_TYPES
+BuildspecError = buildspec_runner.BuildspecError
+BuildspecRunner = buildspec_runner.BuildspecRunner
+PhaseResult = buildspec_runner.PhaseResult
+load_buildspec = buildspec_runner.load_buildspec
 
 PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_]{1,254}$")
 PAGE_SIZE = 100
