@@ -20,8 +20,14 @@ def manifest(n: int) -> str:
         {
             "schemaVersion": 2,
             "mediaType": OCI,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "0" * 64, "size": 2},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": f"sha256:{n:064x}", "size": n}],
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + "0" * 64,
+                "size": 2,
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": f"sha256:{n:064x}", "size": n}
+            ],
         }
     )
 
@@ -65,8 +71,24 @@ def test_policies_and_tags_moto(moto_ecr):
     arn = moto_ecr.create_repository(repositoryName="app", tags=[{"Key": "team", "Value": "x"}])["repository"][
         "repositoryArn"
     ]
-    lifecycle = {"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7}, "action": {"type": "expire"}}]}
-    policy = {"Version": "2012-10-17", "Statement": [{"Sid": "r", "Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]}
+    lifecycle = {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": 7,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "r", "Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}],
+    }
     moto_ecr.put_lifecycle_policy(repositoryName="app", lifecyclePolicyText=json.dumps(lifecycle))
     moto_ecr.set_repository_policy(repositoryName="app", policyText=json.dumps(policy))
     assert json.loads(ecr.get_lifecycle_policy(moto_ecr, "app")) == lifecycle

@@ -114,7 +114,12 @@ def test_apply_manifest_index_platforms_skip_attestations():
         "schemaVersion": 2,
         "mediaType": INDEX,
         "manifests": [
-            {"mediaType": MANIFEST, "digest": d(2), "size": 5, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {
+                "mediaType": MANIFEST,
+                "digest": d(2),
+                "size": 5,
+                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+            },
             {"mediaType": MANIFEST, "digest": d(3), "size": 5, "platform": {"os": "linux", "architecture": "amd64"}},
             {
                 "mediaType": MANIFEST,
@@ -220,7 +225,13 @@ def dest(*entries):
         (dest((1, []), (8, ["other"])), "missing_tags", ["latest", "v1"], [], []),
         (dest((8, ["other"])), "missing", ["latest", "v1"], [], []),
         (None, "missing", ["latest", "v1"], [], []),
-        (dest((1, ["v1"]), (8, ["latest"])), "tag_conflict", [], [{"tag": "latest", "destination_digest": d(8)}], ["v1"]),
+        (
+            dest((1, ["v1"]), (8, ["latest"])),
+            "tag_conflict",
+            [],
+            [{"tag": "latest", "destination_digest": d(8)}],
+            ["v1"],
+        ),
         # the digest is absent AND a tag is taken: a conflict, so nothing moves the destination tag silently
         (dest((8, ["v1"])), "tag_conflict", ["latest"], [{"tag": "v1", "destination_digest": d(8)}], []),
     ],
@@ -242,9 +253,7 @@ def test_summary_counts_and_bytes():
     images = family()
     ic.compare_images(images, {"app": dest((1, ["v1"]), (2, []), (5, ["v2"]), (7, ["v0"]))})
     out = [i.to_dict() for i in images]
-    summary = ic.summarize(
-        [{"name": "app"}, {"name": "empty"}], out, ["empty"], {"source": {"DescribeImages": 2}}
-    )
+    summary = ic.summarize([{"name": "app"}, {"name": "empty"}], out, ["empty"], {"source": {"DescribeImages": 2}})
     assert summary["by_status"] == {"present": 3, "missing": 3, "missing_tags": 1, "tag_conflict": 0}
     assert summary["images"] == 7 and summary["tagged"] == 3 and summary["untagged"] == 4 and summary["tags"] == 4
     assert summary["total_bytes"] == 70 and summary["missing_bytes"] == 30  # digests 3, 4, 6
