@@ -249,21 +249,64 @@ def manifest_descriptor(
 
 
 def image_index(
-    children: Sequence[tuple[bytes, str, dict[str, str] | None]],
+    children: Sequence[tuple[Any, ...]],
     *,
     media_type: str = OCI_INDEX,
     annotations: dict[str, str] | None = None,
 ) -> bytes:
-    """An OCI image index or Docker manifest list over ``children`` = (manifest bytes, media type, platform)."""
+    """An OCI image index or Docker manifest list over ``children``.
+
+    Each child is (manifest bytes, media type, platform) or (..., platform, annotations).
+    """
     if media_type not in INDEX_MEDIA_TYPES:
         raise ValueError(f"not an index media type: {media_type}")
     doc: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": media_type,
-        "manifests": [manifest_descriptor(data, mt, plat) for data, mt, plat in children],
+        "manifests": [_index_entry(*child) for child in children],
     }
     if annotations:
         if media_type != OCI_INDEX:
             raise ValueError("Docker manifest lists carry no annotations")
         doc["annotations"] = dict(annotations)
     return canonical_json(doc)
+
+
+def _index_entry(
+    data: bytes, media_type: str, platform: dict[str, str] | None, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return manifest_descriptor(data, media_type, platform, annotations=dict(annotations) if annotations else None)
+
+
+IN_TOTO = "application/vnd.in-toto+json"
+
+
+def attestation_manifest(statement: dict[str, Any]) -> tuple[bytes, Blob, Blob]:
+    """A BuildKit-style attestation manifest (listed as platform unknown/unknown in an index).
+
+    Returns (manifest bytes, config blob, in-toto layer blob). Its index entry carries
+    ``attestation_annotations(<digest of the platform manifest it describes>)``.
+    """
+    layer_blob = Blob(IN_TOTO, canonical_json(statement))
+    config = Blob(
+        OCI_CONFIG,
+        canonical_json(
+            {
+                "architecture": "unknown",
+                "os": "unknown",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [layer_blob.digest]},
+            }
+        ),
+    )
+    manifest = image_manifest(
+        config,
+        [layer_blob],
+        layer_annotations=[{"in-toto.io/predicate-type": str(statement.get("predicateType", ""))}],
+    )
+    return manifest, config, layer_blob
+
+
+def attestation_annotations(subject_digest: str) -> dict[str, str]:
+    """Index-entry annotations BuildKit puts on an attestation manifest."""
+    return {"vnd.docker.reference.digest": subject_digest, "vnd.docker.reference.type": "attestation-manifest"}

@@ -397,19 +397,43 @@ class _Builder:
         *,
         platforms: Sequence[tuple[str, str, str | None]] = (AMD64, ARM64),
         docker: bool = False,
+        attest: Sequence[tuple[str, str, str | None]] = (),
         **kwargs: Any,
     ) -> ImageSpec:
+        """A multi-platform index; ``attest``: platforms that get a BuildKit-style SBOM attestation
+        manifest (an extra child with platform unknown/unknown, OCI indexes only)."""
         built = []
         for plat in platforms:
             manifest, media_type, config, layers = self._single(app, version, platform=plat, docker=docker, **kwargs)
-            built.append((manifest, media_type, config, layers, plat))
+            built.append((manifest, media_type, config, layers, plat, None))
+        for plat in attest:
+            if docker:
+                raise SeedError("attestation manifests need an OCI index")
+            subject = next(b for b in built if b[4] == plat)
+            statement = {
+                "_type": "https://in-toto.io/Statement/v0.1",
+                "predicateType": "https://spdx.dev/Document",
+                "subject": [
+                    {"name": f"pkg:docker/{app}@{version}", "digest": {"sha256": oci.sha256_digest(subject[0])[7:]}}
+                ],
+                "predicate": {
+                    "spdxVersion": "SPDX-2.3",
+                    "name": f"{app}-{version}",
+                    "creationInfo": {"created": oci.FIXED_CREATED},
+                },
+            }
+            manifest, config, layer_blob = oci.attestation_manifest(statement)
+            self._blob(config)
+            self._blob(layer_blob)
+            annotations = oci.attestation_annotations(oci.sha256_digest(subject[0]))
+            built.append((manifest, oci.OCI_MANIFEST, config, [layer_blob], ("unknown", "unknown", None), annotations))
         index_type = oci.DOCKER_MANIFEST_LIST if docker else oci.OCI_INDEX
         index_bytes = oci.image_index(
-            [(m, mt, oci.platform_dict(*p)) for m, mt, _, _, p in built], media_type=index_type
+            [(m, mt, oci.platform_dict(*p), ann) for m, mt, _, _, p, ann in built], media_type=index_type
         )
         index_digest = oci.sha256_digest(index_bytes)
         children = []
-        for manifest, media_type, config, layers, plat in built:
+        for manifest, media_type, config, layers, plat, _ in built:
             content = config.size + sum(b.size for b in layers)
             children.append(
                 self._add(
@@ -435,7 +459,7 @@ class _Builder:
                 kind="index",
                 tags=list(tags),
                 children=tuple(c.digest for c in children),
-                platforms=[oci.platform_dict(*p) for p in platforms],
+                platforms=[oci.platform_dict(*b[4]) for b in built],
                 size=len(index_bytes) + sum(c.size for c in children),
                 image_size_in_bytes=max(c.image_size_in_bytes for c in children),
                 depth=1,
@@ -571,6 +595,8 @@ def _small(b: _Builder) -> None:
     b.index(web, "web", "3.3.0", ["3.3.0"], base="nodejs", platforms=(AMD64, ARM64, ARMV7))
     web_340 = b.index(web, "web", "3.4.0", ["3.4.0", "3.4", "latest"], base="nodejs")
     b.signature(web, web_340)
+    # BuildKit-style: an SBOM attestation manifest (platform unknown/unknown) beside the amd64 image.
+    b.index(web, "web", "3.5.0-rc.1", ["3.5.0-rc.1"], base="nodejs", attest=(AMD64,))
 
     # The IMMUTABLE repository: Docker manifest lists and an OCI image, each tag used once.
     base = b.repo("platform/base", image_tag_mutability="IMMUTABLE", scan_on_push=True)
