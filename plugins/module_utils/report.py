@@ -175,13 +175,16 @@ def image_outcome(
     elif verified is None:
         entry["reason"] = "not verified: image not found in the verification listing of the source"
     elif result is None:
-        entry["reason"] = f"no result reported by the copy; destination status is {entry['status_after']}"
+        entry["reason"] = f"the copy reported no result; the destination status is {entry['status_after']}"
     else:
+        reported = f"the copy reported {result_status or 'nothing'}"
         missing = _missing_tags(planned, verified)
-        detail = f" (tags not in place: {', '.join(missing)})" if missing else ""
-        entry["reason"] = (
-            f"copy reported {result_status or 'nothing'}, destination status is {entry['status_after']}{detail}"
-        )
+        if entry["status_after"] == STATUS_MISSING:
+            entry["reason"] = f"{reported}, but the digest is not in the destination"
+        elif entry["status_after"] == STATUS_MISSING_TAGS and missing:
+            entry["reason"] = f"{reported}, but tags are missing in the destination: {', '.join(missing)}"
+        else:
+            entry["reason"] = f"{reported}, but the destination status is {entry['status_after']}"
     return entry
 
 
