@@ -44,7 +44,10 @@ def run_playbook(
     command = [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOKS / playbook), *args]
     if extra:
         command += ["-e", json.dumps(extra)]
-    env = sandbox.subprocess_env(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default")
+    # PWD as a shell would set it: relative report directories are relative to it
+    env = sandbox.subprocess_env(
+        ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default", PWD=str(cwd)
+    )
     proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
