@@ -49,7 +49,6 @@ import os
 import queue
 import re
 import secrets
-import select
 import shutil
 import signal
 import subprocess
@@ -347,7 +346,8 @@ class _Shell:
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str, output_fd: int, driver_path: str):
         self.token = secrets.token_hex(16)
         self.seq = 0
-        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+        # run_command cannot stream output, feed commands or kill a process group
+        self.process = subprocess.Popen(  # pylint: disable=consider-using-with,ansible-bad-function
             argv + [driver_path],
             stdin=subprocess.PIPE,
             stdout=output_fd,
@@ -482,7 +482,7 @@ class BuildspecRunner:
     def _emit(self, line: str) -> None:
         with self._sink_lock:
             try:
-                self.sink(line)
+                self.sink(line)  # pylint: disable=ansible-bad-function
             except Exception:  # pylint: disable=broad-except
                 pass  # a broken sink must not break the build
 
