@@ -13,6 +13,7 @@ import textwrap
 import time
 
 import boto3
+import botocore.exceptions
 
 ACCOUNT = "123456789012"
 REGION = "ap-south-1"
@@ -349,3 +350,23 @@ def test_shutdown_stops_running_builds(codebuild, tmp_path):
     assert build["buildStatus"] == "STOPPED" and build["buildComplete"]
     error = codebuild.error("StartBuild", projectName="proj")
     assert error.code == "InvalidInputException"
+
+
+def test_logs_stream_while_the_build_runs(codebuild, tmp_path):
+    gate = tmp_path / "gate"
+    spec = f"version: 0.2\nphases:\n  build:\n    commands:\n      - echo before-gate\n      - while [ ! -e {gate} ]; do sleep 0.05; done\n"
+    create(codebuild, spec=spec)
+    build_id = codebuild.call("StartBuild", projectName="proj")["build"]["id"]
+    stream = build_id.split(":")[1]
+    deadline = time.time() + 10
+    while True:
+        try:
+            if "before-gate" in log_messages("/aws/codebuild/proj", stream):
+                break
+        except botocore.exceptions.ClientError as exc:  # the group or stream is created with the first lines
+            assert exc.response["Error"]["Code"] == "ResourceNotFoundException"
+        assert time.time() < deadline, "the log never showed the first line"
+        time.sleep(0.05)
+    assert codebuild.call("BatchGetBuilds", ids=[build_id])["builds"][0]["currentPhase"] == "BUILD"
+    gate.touch()
+    assert codebuild.wait(build_id)["buildStatus"] == "SUCCEEDED"
