@@ -898,7 +898,7 @@ def _create_repository(ecr_client: Any, repo: RepositorySpec) -> str:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code")
         if code == "RepositoryAlreadyExistsException":
             return "exists"
-        raise
+        raise SeedError(f"create_repository {repo.name}: {exc}") from exc
 
 
 def push_catalog(catalog: Catalog, ecr_client: Any, registry: RegistryClient, *, workers: int = 4) -> dict[str, Any]:

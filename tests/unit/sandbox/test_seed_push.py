@@ -144,6 +144,39 @@ def test_unreachable_registry_fails_fast_with_the_task_named(small, ecr_client, 
     assert time.monotonic() - started < 30
 
 
+def test_cli_push(registry_server, ecr_client, monkeypatch, capsys):
+    monkeypatch.delenv("SEED_REGISTRY_USERNAME", raising=False)
+    monkeypatch.delenv("SEED_REGISTRY_PASSWORD", raising=False)
+    assert seed.main(["--profile", "small", "--push", registry_server.url, "--workers", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["totals"] == seed.build_catalog("small").expected()["totals"]
+    assert out["seed_stats"]["manifest_puts"] > 0
+    assert {r["repositoryName"] for r in ecr_client.describe_repositories()["repositories"]} >= {"team-a/api"}
+
+
+def test_cli_push_failure_is_one_line(ecr_client, unused_port, capsys):
+    assert seed.main(["--profile", "small", "--push", f"http://127.0.0.1:{unused_port}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("seeding failed: upload sha256:") and "Traceback" not in err
+
+
+def test_ecr_error_names_the_repository(small, registry, monkeypatch):
+    import boto3
+    from botocore.config import Config
+
+    # No moto here: the ECR endpoint is a closed port, so create_repository fails.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.client(
+        "ecr",
+        region_name="ap-south-1",
+        endpoint_url="http://127.0.0.1:1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+    )
+    with pytest.raises(seed.SeedError, match="create_repository team-a/api: .*Could not connect"):
+        seed.push_catalog(small, client, registry)
+
+
 class _BasicAuthHandler(http.server.BaseHTTPRequestHandler):
     expected = "Basic " + base64.b64encode(b"AWS:s3cret-token").decode()
     seen: list[str | None] = []
