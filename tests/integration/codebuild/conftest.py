@@ -144,4 +144,3 @@ def codebuild(tmp_path):
             service.shutdown()
 
 
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/codebuild-role"

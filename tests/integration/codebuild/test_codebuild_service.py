@@ -8,7 +8,6 @@ Every response goes through botocore's output shape (see conftest.check_response
 
 from __future__ import annotations
 
-import json
 import textwrap
 import time
 
