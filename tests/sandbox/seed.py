@@ -429,11 +429,11 @@ class _Builder:
             built.append((manifest, oci.OCI_MANIFEST, config, [layer_blob], ("unknown", "unknown", None), annotations))
         index_type = oci.DOCKER_MANIFEST_LIST if docker else oci.OCI_INDEX
         index_bytes = oci.image_index(
-            [(m, mt, oci.platform_dict(*p), ann) for m, mt, _, _, p, ann in built], media_type=index_type
+            [(b[0], b[1], oci.platform_dict(*b[4]), b[5]) for b in built], media_type=index_type
         )
         index_digest = oci.sha256_digest(index_bytes)
         children = []
-        for manifest, media_type, config, layers, plat, _ in built:
+        for manifest, media_type, config, layers, plat, _annotations in built:
             content = config.size + sum(b.size for b in layers)
             children.append(
                 self._add(

@@ -62,7 +62,7 @@ class Registry:
         if not os.access(DOCKER_REGISTRY, os.X_OK):
             pytest.fail("docker-registry is not installed (Debian package docker-registry; `make deps` installs it)")
         tried: set[int] = set()
-        for _ in range(5):
+        for _attempt in range(5):
             self.port = free_port(tried)
             tried.add(self.port)
             config = self.dir / "config.yml"

@@ -82,7 +82,7 @@ def test_index_children_are_retrievable(small, pushed, registry):
 def test_referrer_and_fallback_tag(small, pushed, registry):
     sig = next(i for i in small.images if i.kind == "referrer" and i.tags)
     assert registry.manifest_digest(sig.repository, sig.tags[0]) == sig.digest
-    data, _ = registry.get_manifest(sig.repository, sig.digest)
+    data = registry.get_manifest(sig.repository, sig.digest)[0]
     assert json.loads(data)["subject"]["digest"] == sig.subject
     assert registry.manifest_digest(sig.repository, sig.subject) == sig.subject
 
