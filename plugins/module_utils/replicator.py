@@ -323,6 +323,7 @@ class Replicator:
 
     # -- images -------------------------------------------------------------------------------------------
     def copy_image(self, image, repo):
+        """Copy one image and its missing tags; the result is final only after ``verify_repository``."""
         name, digest, tags = image["repository"], image["digest"], image["tags"]
         started = time.monotonic()
         result = {"repository": name, "digest": digest, "tags": tags, "status": "failed", "bytes": 0,
@@ -333,82 +334,80 @@ class Replicator:
             conflicts = {t: repo["tags"][t] for t in tags if repo["tags"].get(t, digest) != digest}
             movable = self.force_tags and not repo["mutability"].startswith("IMMUTABLE")
             to_tag = [t for t in tags if repo["tags"].get(t) != digest and (t not in conflicts or movable)]
-            copied = False
-            if digest not in repo["digests"]:
-                _, result["attempts"] = self.retry("copy %s@%s" % (name, digest), lambda: self.skopeo_copy(name, digest))
-                copied = True
-            manifest = None
+            result["copied"] = digest not in repo["digests"]
+            if result["copied"] or to_tag:
+                raw = self.skopeo(["inspect", "--raw", image_reference(self.src["host"], name, digest=digest)])
+                if "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
+                    raise RuntimeError("the source manifest of %s@%s does not match its digest" % (name, digest))
+                puts = 1 + len(json.loads(raw.decode("utf-8")).get("manifests") or [])  # PutImage calls per copy
+            dst = image_reference(self.dst["host"], name, digest=digest)
+            if result["copied"]:
+                src = image_reference(self.src["host"], name, digest=digest)
+                _, result["attempts"] = self.retry("copy %s@%s" % (name, digest), lambda: self.skopeo_copy(src, dst, puts))
             for tag in to_tag:
-                if manifest is None:
-                    manifest = self.aws(["ecr", "batch-get-image", "--repository-name", name, "--image-ids",
-                                         "imageDigest=" + digest, "--accepted-media-types"] + MEDIA_TYPES
-                                        + self._registry_args(), self.dest_region, dest=True)["images"][0]
-                if self.put_tag(name, digest, tag, manifest):
-                    result["tags_applied"].append(tag)
-                    conflicts.pop(tag, None)
-                else:
-                    conflicts[tag] = repo["tags"].get(tag) or "(immutable)"
-            if copied or result["tags_applied"]:  # never report a copy that is not verified
-                detail = self.verify(name, digest, [t for t in tags if t not in conflicts], copied)
-                result["bytes"] = int(detail.get("imageSizeInBytes") or 0) if copied else 0
+                target = image_reference(self.dst["host"], name, tag=tag)
+                self.retry("tag %s:%s" % (name, tag), lambda: self.skopeo_copy(dst, target, puts))
+                result["tags_applied"].append(tag)
+                conflicts.pop(tag, None)
             result["conflicts"] = conflicts
-            if conflicts:
-                result["status"] = "tag_conflict"
-                result["error"] = "destination tags point to other digests: %s" % ", ".join(sorted(conflicts))
-            else:
-                result["status"] = "copied" if copied or result["tags_applied"] else "present"
+            result["status"] = "pending"
         except Exception as e:  # one image never stops the batch
-            result["status"], result["error"] = "failed", "%s: %s" % (type(e).__name__, e)
+            result["status"], result["error"] = "failed", "%s: %s" % (type(e).__name__, self.redact(e))
         result["seconds"] = round(time.monotonic() - started, 2)
-        self.emit(result)
         return result
 
-    def skopeo_copy(self, name, digest):
-        src = image_reference(self.src["host"], name, digest=digest)
-        raw = self.skopeo(["inspect", "--raw", src])
-        if "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
-            raise RuntimeError("source manifest of %s does not match its digest" % src)
-        manifests = json.loads(raw.decode("utf-8")).get("manifests") or []
-        self.bucket.acquire(1 + len(manifests))  # each manifest of an index is one PutImage
-        self.skopeo(["copy", "--all", "--preserve-digests", src, image_reference(self.dst["host"], name, digest=digest)])
+    def skopeo_copy(self, src, dst, puts):
+        self.bucket.acquire(puts)  # each manifest of an index is one PutImage in the destination
+        self.skopeo(["copy", "--all", "--preserve-digests", src, dst])
 
-    def put_tag(self, name, digest, tag, manifest):
-        """PutImage one tag on the digest; False when the repository refuses to move an existing tag."""
-        self.bucket.acquire(1)
-        text = manifest["imageManifest"]
-        if len(text.encode("utf-8")) > 100000:  # above what one command-line argument may hold
-            path = os.path.join(self.workdir, "manifest-%s-%s.json" % (digest[7:19], tag))
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            text = "file://" + path
-        args = ["ecr", "put-image", "--repository-name", name, "--image-tag", tag, "--image-digest", digest,
-                "--image-manifest", text]
-        if manifest.get("imageManifestMediaType"):
-            args += ["--image-manifest-media-type", manifest["imageManifestMediaType"]]
+    def verify_repository(self, name, results):
+        """Check every image of one repository in the destination (one DescribeImages call per 100 images), then
+        give each its final status. Nothing is reported copied before this."""
+        work = [r for r in results if r["status"] == "pending" and (r.get("copied") or r["tags_applied"])]
+        details = {}
         try:
-            self.retry("tag %s:%s" % (name, tag), lambda: self.aws(args + self._registry_args(), self.dest_region, dest=True))
-        except AwsError as e:
-            if e.code == "ImageAlreadyExistsException":
-                return True
-            if e.code == "ImageTagAlreadyExistsException":
-                return False
-            raise
-        return True
+            for n in range(0, len(work), 100):
+                ids = ["imageDigest=" + r["digest"] for r in work[n : n + 100]]
+                try:
+                    answer = self.aws(["ecr", "describe-images", "--repository-name", name, "--image-ids"] + ids
+                                      + self._registry_args(), self.dest_region, dest=True)
+                except AwsError as e:
+                    if e.code != "ImageNotFoundException":
+                        raise
+                    answer = self.aws(["ecr", "describe-images", "--repository-name", name]
+                                      + self._registry_args(), self.dest_region, dest=True)
+                details.update({d["imageDigest"]: d for d in answer.get("imageDetails", [])})
+        except Exception as e:
+            for r in work:
+                r["status"], r["error"] = "failed", "verification failed: %s" % self.redact(e)
+        for r in results:
+            if r["status"] == "pending":
+                self.finish_result(r, details)
+            r.pop("copied", None)
+            self.emit(r)
 
-    def verify(self, name, digest, tags, check_data_plane):
-        detail = self.aws(["ecr", "describe-images", "--repository-name", name, "--image-ids",
-                           "imageDigest=" + digest] + self._registry_args(), self.dest_region, dest=True)
-        detail = (detail.get("imageDetails") or [{}])[0]
-        if detail.get("imageDigest") != digest:
-            raise RuntimeError("verification failed: %s@%s is not in the destination" % (name, digest))
-        missing = sorted(set(tags) - set(detail.get("imageTags") or []))
-        if missing:
-            raise RuntimeError("verification failed: tags %s are not on %s@%s" % (", ".join(missing), name, digest))
-        if check_data_plane:
-            raw = self.skopeo(["inspect", "--raw", image_reference(self.dst["host"], name, digest=digest)])
-            if "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
-                raise RuntimeError("verification failed: destination manifest bytes differ from %s" % digest)
-        return detail
+    def finish_result(self, r, details):
+        try:
+            if r.get("copied") or r["tags_applied"]:
+                detail = details.get(r["digest"])
+                if detail is None:
+                    raise RuntimeError("%s@%s is not in the destination" % (r["repository"], r["digest"]))
+                expected = [t for t in r["tags"] if t not in r["conflicts"]]
+                missing = sorted(set(expected) - set(detail.get("imageTags") or []))
+                if missing:
+                    raise RuntimeError("tags %s are not on the digest in the destination" % ", ".join(missing))
+                if r.get("copied"):
+                    ref = image_reference(self.dst["host"], r["repository"], digest=r["digest"])
+                    if "sha256:" + hashlib.sha256(self.skopeo(["inspect", "--raw", ref])).hexdigest() != r["digest"]:
+                        raise RuntimeError("the destination serves other manifest bytes for %s" % r["digest"])
+                    r["bytes"] = int(detail.get("imageSizeInBytes") or 0)
+            if r["conflicts"]:
+                r["status"] = "tag_conflict"
+                r["error"] = "destination tags point to other digests: %s" % ", ".join(sorted(r["conflicts"]))
+            else:
+                r["status"] = "copied" if r.get("copied") or r["tags_applied"] else "present"
+        except Exception as e:
+            r["status"], r["error"] = "failed", "verification failed: %s" % self.redact(e)
 
     # -- main ---------------------------------------------------------------------------------------------
     def cleanup(self, *_):
@@ -447,6 +446,7 @@ class Replicator:
                     except Exception as e:
                         repos[n] = RuntimeError("destination repository %s: %s" % (n, self.redact(e)))
                 results = list(pool.map(lambda i: self.copy_image(i, repos[i["repository"]]), images))
+                list(pool.map(lambda n: self.verify_repository(n, [r for r in results if r["repository"] == n]), names))
             return self.finish(results)
         finally:
             self.cleanup()
@@ -457,15 +457,6 @@ class Replicator:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         self.log("SUMMARY " + json.dumps(counts, sort_keys=True))
         return 1 if counts.get("failed") else 0
-
-
-MEDIA_TYPES = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-]
 
 
 def main(env=None):
