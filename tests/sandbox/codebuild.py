@@ -33,6 +33,7 @@ Timestamps are returned as epoch seconds (botocore parses them).
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import re
 import shutil
@@ -234,8 +235,9 @@ class CodeBuildService:
         role = body.get("serviceRole")
         if role is not None:
             role_arn = self._role_arn(account, role)
+            project_arn = self._arn(account, region, "project", body["name"])
             try:
-                self.ctx.assume_role(role_arn, "AWSCodeBuild-validation")
+                self._assume_role(role_arn, "AWSCodeBuild-validation", project_arn)
             except PermissionError:
                 raise _invalid(f"CodeBuild is not authorized to perform: sts:AssumeRole on {role_arn}") from None
 
@@ -246,6 +248,13 @@ class CodeBuildService:
             raise _invalid(f"Invalid environment variable name {name}: the prefix CODEBUILD_ is reserved")
         if variable.get("type", "PLAINTEXT") not in ("PLAINTEXT", "PARAMETER_STORE", "SECRETS_MANAGER"):
             raise _invalid(f"Invalid environment variable type {variable.get('type')} for {name}")
+
+    def _assume_role(self, role_arn: str, session_name: str, project_arn: str) -> dict:
+        """Assume the service role as codebuild.amazonaws.com; with ``aws:SourceArn`` = the project ARN (as CodeBuild
+        sends it, for confused-deputy trust conditions) when the sandbox's ``ctx.assume_role`` takes ``source_arn``."""
+        if "source_arn" in inspect.signature(self.ctx.assume_role).parameters:
+            return self.ctx.assume_role(role_arn, session_name, source_arn=project_arn)
+        return self.ctx.assume_role(role_arn, session_name)
 
     @staticmethod
     def _role_arn(account: str, role: str) -> str:
@@ -687,7 +696,7 @@ class CodeBuildService:
         # PROVISIONING: the service role's session, the (optional) provisioning delay.
         self._container_log(build, "Waiting for agent ping")
         try:
-            credentials = self.ctx.assume_role(data["serviceRole"], f"AWSCodeBuild-{build.uuid}")
+            credentials = self._assume_role(data["serviceRole"], f"AWSCodeBuild-{build.uuid}", build.project["arn"])
         except PermissionError as exc:
             message = f"CodeBuild is not authorized to perform: sts:AssumeRole on {data['serviceRole']}: {exc}"
             return self._fail_phase(build, "FAILED", "CLIENT_ERROR", message)

@@ -39,15 +39,28 @@ class FakeContext:
         self.base_env = {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
         self.assumed: list[tuple[str, str]] = []
 
-    def assume_role(self, role_arn: str, session_name: str, principal_service: str = "codebuild.amazonaws.com"):
+    def assume_role(
+        self,
+        role_arn: str,
+        session_name: str,
+        principal_service: str = "codebuild.amazonaws.com",
+        source_arn: str | None = None,
+    ):
+        """The sandbox's trust evaluation, with aws:SourceAccount and aws:SourceArn as CodeBuild sends them."""
         from tests.sandbox.trust import AssumeRoleDenied
         from tests.sandbox.trust import Caller
-        from tests.sandbox.trust import check_assume_role
+        from tests.sandbox.trust import evaluate_trust
+        from tests.sandbox.trust import find_role
 
         try:
-            check_assume_role(role_arn, Caller(service=principal_service), None, source_account=role_arn.split(":")[4])
+            role = find_role(role_arn)
         except AssumeRoleDenied as exc:
             raise PermissionError(str(exc)) from exc
+        context = {"aws:SourceAccount": role_arn.split(":")[4]}
+        if source_arn:
+            context["aws:SourceArn"] = source_arn
+        if not evaluate_trust(role.assume_role_policy_document, Caller(service=principal_service), context):
+            raise PermissionError(f"{principal_service} is not authorized to perform: sts:AssumeRole on {role_arn}")
         self.assumed.append((role_arn, session_name))
         return {"AccessKeyId": "ASIAFAKEFAKEFAKE", "SecretAccessKey": "fake-secret", "SessionToken": "fake-token"}
 
@@ -142,5 +155,3 @@ def codebuild(tmp_path):
             yield Service(service, ctx)
         finally:
             service.shutdown()
-
-

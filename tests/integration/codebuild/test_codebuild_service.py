@@ -8,6 +8,7 @@ Every response goes through botocore's output shape (see conftest.check_response
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 
@@ -369,3 +370,37 @@ def test_logs_stream_while_the_build_runs(codebuild, tmp_path):
     assert codebuild.call("BatchGetBuilds", ids=[build_id])["builds"][0]["currentPhase"] == "BUILD"
     gate.touch()
     assert codebuild.wait(build_id)["buildStatus"] == "SUCCEEDED"
+
+
+def test_trust_conditions_on_source_account_and_project_arn(codebuild):
+    """A service role whose trust names the project (aws:SourceArn) and account (aws:SourceAccount), as the
+    source_codebuild role may write it: CodeBuild may assume it for that project only."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "codebuild.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": ACCOUNT},
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/scoped"},
+                },
+            }
+        ],
+    }
+    role = boto3.client("iam", region_name=REGION).create_role(
+        RoleName="scoped-role", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    create(codebuild, name="scoped", serviceRole=role)
+    error = codebuild.error(
+        "CreateProject",
+        name="other",
+        source={"type": "NO_SOURCE", "buildspec": "version: 0.2\nphases: {build: {commands: ['true']}}\n"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={"type": "LINUX_CONTAINER", "image": "x", "computeType": "BUILD_GENERAL1_SMALL"},
+        serviceRole=role,
+    )
+    assert error.code == "InvalidInputException" and "sts:AssumeRole" in error.message
+    build = codebuild.wait(codebuild.call("StartBuild", projectName="scoped")["build"]["id"])
+    assert build["buildStatus"] == "SUCCEEDED"
