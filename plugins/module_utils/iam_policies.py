@@ -236,11 +236,18 @@ def _statement(sid: str, actions: Iterable[str], resources: Iterable[str], **ext
     return statement
 
 
-def codebuild_trust_policy(*, region: str, account: str, project_name: str) -> dict:
-    """Trust policy of the CodeBuild service role: only CodeBuild, only for this account's project."""
+def codebuild_trust_policy(*, region: str, account: str, project_name: str, restrict_to_project: bool = False) -> dict:
+    """Trust policy of the CodeBuild service role: only CodeBuild, only on behalf of this account.
+
+    ``restrict_to_project`` adds ``aws:SourceArn`` = the project ARN (CodeBuild's confused-deputy
+    guidance); off by default because the local sandbox's CodeBuild does not send ``aws:SourceArn``.
+    """
     region = validate_region(region, "region")
     account = validate_account_id(account, "account")
     project_name = validate_name(project_name, "project_name")
+    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": account}}
+    if restrict_to_project:
+        condition["ArnLike"] = {"aws:SourceArn": codebuild_project_arn(region, account, project_name)}
     return {
         "Version": POLICY_VERSION,
         "Statement": [
@@ -249,10 +256,7 @@ def codebuild_trust_policy(*, region: str, account: str, project_name: str) -> d
                 "Effect": "Allow",
                 "Principal": {"Service": CODEBUILD_SERVICE_PRINCIPAL},
                 "Action": STS_ASSUME_ROLE_ACTION,
-                "Condition": {
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {"aws:SourceArn": codebuild_project_arn(region, account, project_name)},
-                },
+                "Condition": condition,
             }
         ],
     }

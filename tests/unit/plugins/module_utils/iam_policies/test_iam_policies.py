@@ -143,12 +143,19 @@ def test_codebuild_trust_policy_exact():
                 "Effect": "Allow",
                 "Principal": {"Service": "codebuild.amazonaws.com"},
                 "Action": "sts:AssumeRole",
-                "Condition": {
-                    "StringEquals": {"aws:SourceAccount": SRC},
-                    "ArnLike": {"aws:SourceArn": f"arn:aws:codebuild:{SRC_REGION}:{SRC}:project/ecr-replication"},
-                },
+                "Condition": {"StringEquals": {"aws:SourceAccount": SRC}},
             }
         ],
+    }
+
+
+def test_codebuild_trust_policy_restricted_to_the_project():
+    trust = p.codebuild_trust_policy(
+        region=SRC_REGION, account=SRC, project_name="ecr-replication", restrict_to_project=True
+    )
+    assert trust["Statement"][0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": SRC},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:codebuild:{SRC_REGION}:{SRC}:project/ecr-replication"},
     }
 
 
