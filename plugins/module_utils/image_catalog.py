@@ -208,6 +208,7 @@ class Image:
     platforms: List[str] = field(default_factory=list)
     manifests: List[Dict[str, Any]] = field(default_factory=list)
     parent_digests: List[str] = field(default_factory=list)
+    platform: Optional[str] = None
     subject_digest: Optional[str] = None
     referrer_kind: Optional[str] = None
     referrers: List[str] = field(default_factory=list)
@@ -240,6 +241,7 @@ class Image:
             "platforms": list(self.platforms),
             "manifests": [dict(m) for m in self.manifests],
             "parent_digests": list(self.parent_digests),
+            "platform": self.platform,
             "subject_digest": self.subject_digest,
             "referrer_kind": self.referrer_kind,
             "referrers": list(self.referrers),
@@ -352,6 +354,7 @@ def link_images(images: List[Image]) -> None:
             child = by_digest.get(entry.get("digest"))
             if child is not None and child is not image and image.digest not in child.parent_digests:
                 child.parent_digests.append(image.digest)
+                child.platform = child.platform or entry.get("platform")
         if image.subject_digest is None:
             for tag in image.tags:
                 match = REFERRER_TAG_RE.match(tag)

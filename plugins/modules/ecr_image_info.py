@@ -335,6 +335,14 @@ images:
       type: list
       elements: str
       returned: always
+    platform:
+      description:
+        - For a platform manifest of an index, its platform as the index lists it (C(os/architecture[/variant]),
+          V(unknown/unknown) for an attestation manifest). Null otherwise (reading an image's config is not needed
+          for replication and is not done).
+      type: str
+      returned: always
+      sample: linux/arm64/v8
     subject_digest:
       description:
         - For a referrer (signature, SBOM, attestation), the digest of the image it refers to, taken from the
@@ -365,6 +373,10 @@ images:
       type: str
       returned: always
       sample: missing
+    destination_digest_present:
+      description: Whether the digest exists in the destination repository (whatever its tags).
+      type: bool
+      returned: when O(compare_to) is set
     destination_tags:
       description: The tags this digest has in the destination, sorted (empty when the digest is missing).
       type: list

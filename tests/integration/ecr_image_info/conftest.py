@@ -16,27 +16,26 @@ ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
 COLLECTIONS_PATH = REPO_ROOT / ".ansible" / "collections"
 
 
-def run_module(
-    env: dict[str, str], tmp_path: Path, args: dict[str, Any], module: str = "ecr_image_info", check_mode=False
-) -> dict[str, Any]:
-    """One task with ``args``; returns the registered result (also when the module failed)."""
-    out = tmp_path / f"result-{len(list(tmp_path.glob('result-*.json')))}.json"
-    playbook = [
-        {
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                {
-                    "name": "image facts",
-                    f"cloudops.ecr_replication.{module}": args,
-                    "register": "facts",
-                    "ignore_errors": True,
-                    "check_mode": check_mode,
-                },
-                {"ansible.builtin.copy": {"content": "{{ facts | to_json }}", "dest": str(out), "mode": "0600"}},
-            ],
-        }
-    ]
+def run_modules(env: dict[str, str], tmp_path: Path, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One playbook, one task per call (``{"args": .., "module": .., "check_mode": ..}``), one ansible-playbook
+    start-up for all; returns each task's registered result (also when the module failed)."""
+    out = tmp_path / f"results-{len(list(tmp_path.glob('results-*.json')))}.json"
+    tasks = []
+    for n, call in enumerate(calls):
+        tasks.append(
+            {
+                "name": f"image facts {n}",
+                f"cloudops.ecr_replication.{call.get('module', 'ecr_image_info')}": call["args"],
+                "register": f"facts_{n}",
+                "ignore_errors": True,
+                "check_mode": bool(call.get("check_mode", False)),
+            }
+        )
+    results = "[" + ", ".join(f"facts_{n}" for n in range(len(calls))) + "]"
+    tasks.append(
+        {"ansible.builtin.copy": {"content": "{{ %s | to_json }}" % results, "dest": str(out), "mode": "0600"}}
+    )
+    playbook = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     path = tmp_path / "playbook.yml"
     path.write_text(json.dumps(playbook))  # JSON is YAML
     run_env = dict(env)
@@ -51,7 +50,7 @@ def run_module(
         env=run_env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         cwd=str(tmp_path),
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -60,9 +59,14 @@ def run_module(
 
 @pytest.fixture
 def image_info(sandbox, tmp_path):
-    """``image_info(args, module=..., check_mode=...)`` against the session sandbox."""
+    """``image_info(args, module=..., check_mode=...)`` against the session sandbox; ``image_info.many(calls)``
+    runs several in one playbook."""
+
+    def _many(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return run_modules(sandbox.subprocess_env(), tmp_path, calls)
 
     def _run(args: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return run_module(sandbox.subprocess_env(), tmp_path, args, **kwargs)
+        return _many([dict(args=args, **kwargs)])[0]
 
+    _run.many = _many
     return _run

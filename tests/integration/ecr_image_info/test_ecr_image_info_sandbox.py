@@ -43,6 +43,7 @@ def test_every_image_every_tag_platforms_referrers(sandbox, image_info):
             assert not image["is_index"] and image["platforms"] == []
         if want["kind"] == "index_child":
             assert image["parent_digests"] == [want["index_child_of"]], key
+            assert image["platform"] == platform_string(want["platform"]), key
         if want["kind"] == "referrer":
             assert image["subject_digest"] == want["subject"], key
             assert key[1] in got[(key[0], want["subject"])]["referrers"]
@@ -72,44 +73,56 @@ def test_every_image_every_tag_platforms_referrers(sandbox, image_info):
 
 def test_redirect_check_mode_and_filters(sandbox, image_info):
     catalog = sandbox.catalog
-    result = image_info(
-        {"region": sandbox.source_region, "repositories": ["team-a/*"], "tag_regex": r"^1\.2\.3$"},
-        module="ecr_image_facts",
-        check_mode=True,
+    region = sandbox.source_region
+    filtered, untagged_off, most_recent = image_info.many(
+        [
+            {
+                "args": {"region": region, "repositories": ["team-a/*"], "tag_regex": r"^1\.2\.3$"},
+                "module": "ecr_image_facts",
+                "check_mode": True,
+            },
+            {"args": {"region": region, "repositories": ["tools/cli"], "include_untagged": False}},
+            {"args": {"region": region, "repositories": ["tools/cli"], "most_recent": 1}},
+        ]
     )
-    assert result["changed"] is False and not result.get("failed"), result.get("msg")
-    assert {r["name"] for r in result["repositories"]} == {"team-a/api", "team-a/worker"}
-    tagged = [i for i in result["images"] if i["tags"] and not i["subject_digest"]]
+    assert filtered["changed"] is False and not filtered.get("failed"), filtered.get("msg")
+    assert {r["name"] for r in filtered["repositories"]} == {"team-a/api", "team-a/worker"}
+    tagged = [i for i in filtered["images"] if i["tags"] and not i["subject_digest"]]
     assert [i["tags"] for i in tagged] == [["1", "1.2", "1.2.3", "latest"]]
     api_123 = tagged[0]["digest"]
     # its signature and SBOM follow it; other untagged images do not
     referrers = {i["digest"] for i in catalog["images"] if i["repository"] == "team-a/api" and i["subject"] == api_123}
-    assert referrers and {i["digest"] for i in result["images"]} == {api_123} | referrers
+    assert referrers and {i["digest"] for i in filtered["images"]} == {api_123} | referrers
 
-    result = image_info({"region": sandbox.source_region, "repositories": ["tools/cli"], "include_untagged": False})
-    assert all(i["tags"] for i in result["images"]) and result["images"]
-    result = image_info({"region": sandbox.source_region, "repositories": ["tools/cli"], "most_recent": 1})
-    assert len(result["images"]) == 1
+    assert untagged_off["images"] and all(i["tags"] for i in untagged_off["images"])
+    cli = [i for i in catalog["images"] if i["repository"] == "tools/cli"]
+    assert len(untagged_off["images"]) == sum(1 for i in cli if i["tags"])
+    # the seed pushes in parallel (no fixed order): the newest by pushed_at, whichever it is
+    assert len(most_recent["images"]) == 1
+    newest = max(untagged_off["images"] + most_recent["images"], key=lambda i: i["pushed_at"])
+    assert most_recent["images"][0]["pushed_at"] == newest["pushed_at"]
 
 
-@pytest.mark.parametrize(
-    "args, option",
-    [
-        ({"tag_regex": "(unclosed"}, "tag_regex"),
-        ({"repositories": ["team-a/api", "no/such-repository"]}, "repositories"),
-        ({"pushed_after": "last tuesday"}, "pushed_after"),
-        ({"most_recent": 0}, "most_recent"),
-        ({"registry_id": "12345"}, "registry_id"),
-        ({"compare_to": {"region": "ap-northeast-2", "role_arn": "not-an-arn"}}, "compare_to.role_arn"),
-        ({"compare_to": {"region": "ap-northeast-2", "external_id": "abc-123"}}, "compare_to.external_id"),
-    ],
-)
-def test_bad_input_fails_cleanly_naming_the_option(sandbox, image_info, args, option):
-    result = image_info({"region": sandbox.source_region, **args})
-    assert result["failed"] is True
-    assert result["msg"].startswith(option + ":"), result["msg"]
-    assert result.get("option") == option
-    assert "Traceback" not in str(result) and "module_stderr" not in result
+BAD_INPUT = [
+    ({"tag_regex": "(unclosed"}, "tag_regex"),
+    ({"repositories": ["team-a/api", "no/such-repository"]}, "repositories"),
+    ({"pushed_after": "last tuesday"}, "pushed_after"),
+    ({"most_recent": 0}, "most_recent"),
+    ({"registry_id": "12345"}, "registry_id"),
+    ({"compare_to": {"region": "ap-northeast-2", "role_arn": "not-an-arn"}}, "compare_to.role_arn"),
+    ({"compare_to": {"region": "ap-northeast-2", "external_id": "abc-123"}}, "compare_to.external_id"),
+    ({"compare_to": {"region": "Seoul"}}, "compare_to.region"),
+]
+
+
+def test_bad_input_fails_cleanly_naming_the_option(sandbox, image_info):
+    results = image_info.many([{"args": {"region": sandbox.source_region, **args}} for args, _ in BAD_INPUT])
+    for (args, option), result in zip(BAD_INPUT, results):
+        assert result["failed"] is True, args
+        assert result["msg"].startswith(option + ":"), result["msg"]
+        assert result.get("option") == option
+        assert "Traceback" not in str(result) and "module_stderr" not in result
+        assert "abc-123" not in str(result)  # the external id is a secret
 
 
 # --- comparison after copying a subset by hand -------------------------------------------------------

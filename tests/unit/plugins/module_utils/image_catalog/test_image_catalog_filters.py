@@ -139,7 +139,9 @@ def test_apply_manifest_index_platforms_skip_attestations():
 
 
 def test_link_children_subject_and_cosign_tags():
-    index = img(1, ["v1"], media_type=INDEX, manifests=[{"digest": d(2)}, {"digest": d(3)}])
+    index = img(
+        1, ["v1"], media_type=INDEX, manifests=[{"digest": d(2), "platform": "linux/amd64"}, {"digest": d(3)}]
+    )
     child_a, child_b = img(2), img(3)
     signature = img(4, subject_digest=d(1), referrer_kind="subject")
     cosign = img(5, ["sha256-" + d(1)[7:] + ".sig"])
@@ -147,6 +149,7 @@ def test_link_children_subject_and_cosign_tags():
     images = [index, child_a, child_b, signature, cosign, dangling]
     ic.link_images(images)
     assert child_a.parent_digests == [d(1)] and child_b.parent_digests == [d(1)]
+    assert child_a.platform == "linux/amd64" and child_b.platform is None and index.platform is None
     assert cosign.subject_digest == d(1) and cosign.referrer_kind == "tag"
     assert index.referrers == sorted([d(4), d(5)])
     assert dangling.subject_digest == d(99) and dangling.referrer_kind == "tag"
