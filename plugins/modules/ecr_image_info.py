@@ -24,7 +24,7 @@ description:
     C(DescribeRepositories) calls per registry; C(BatchGetImage) is only called for the manifests that are needed
     (indexes, possible referrers), in batches of 100. RV(summary.api_calls) reports the calls that were made."
 author:
-  - cloudops.ecr_replication contributors
+  - cloudops.ecr_replication contributors (@cloudops)
 options:
   registry_id:
     description:
