@@ -285,10 +285,20 @@ class CodeBuildContext:
         if venv_bin not in self.base_env["PATH"].split(":"):
             self.base_env["PATH"] = venv_bin + ":" + self.base_env["PATH"]
 
-    def assume_role(self, role_arn: str, session_name: str, principal_service: str = "codebuild.amazonaws.com"):
+    def assume_role(
+        self,
+        role_arn: str,
+        session_name: str,
+        principal_service: str = "codebuild.amazonaws.com",
+        source_arn: str | None = None,
+    ):
         role_account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
+        # As the real service does, CodeBuild says on whose behalf it assumes the role (confused deputy).
+        source_account = source_arn.split(":")[4] if source_arn else role_account
         try:
-            check_assume_role(role_arn, Caller(service=principal_service), None, source_account=role_account)
+            check_assume_role(
+                role_arn, Caller(service=principal_service), None, source_account=source_account, source_arn=source_arn
+            )
         except AssumeRoleDenied as exc:
             raise PermissionError(str(exc)) from exc
         role = sts_backends[role_account]["aws"].assume_role(

@@ -125,7 +125,13 @@ def find_role(role_arn: str):
     raise AssumeRoleDenied(f"the role {role_arn} does not exist")
 
 
-def check_assume_role(role_arn: str, caller: Caller, external_id: str | None, source_account: str | None = None) -> None:
+def check_assume_role(
+    role_arn: str,
+    caller: Caller,
+    external_id: str | None,
+    source_account: str | None = None,
+    source_arn: str | None = None,
+) -> None:
     role = find_role(role_arn)
     context: dict[str, str] = {}
     if external_id is not None:
@@ -135,6 +141,8 @@ def check_assume_role(role_arn: str, caller: Caller, external_id: str | None, so
         context["aws:PrincipalAccount"] = caller.account or ""
     if source_account:
         context["aws:SourceAccount"] = source_account
+    if source_arn:
+        context["aws:SourceArn"] = source_arn
     if not evaluate_trust(role.assume_role_policy_document, caller, context):
         who = caller.arn or caller.service
         raise AssumeRoleDenied(f"User: {who} is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
