@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description="local AWS sandbox (moto + OCI registries)")
     parser.add_argument("command", choices=["start", "stop", "status", "serve"])
     parser.add_argument("--dir", help="sandbox directory (default: .sandbox, or $SANDBOX_DIR)")
-    parser.add_argument("--base-port", type=int, help="first port (default: 45000, or $SANDBOX_BASE_PORT)")
+    parser.add_argument("--base-port", type=int, help="first port (default: 25000, or $SANDBOX_BASE_PORT)")
     parser.add_argument("--profile", default="small", choices=["small", "large", "none"], help="catalog to seed on start")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)

@@ -15,7 +15,8 @@ ACCOUNTS = (SOURCE_ACCOUNT, TARGET_ACCOUNT)
 REGIONS = (SOURCE_REGION, DEST_REGION)
 ADMIN_USER = "sandbox-admin"
 TARGET_ADMIN_ROLE = "SandboxTargetAdmin"
-DEFAULT_BASE_PORT = 45000
+# Below the kernel's ephemeral range (32768-60999), so outgoing connections never hold our ports.
+DEFAULT_BASE_PORT = 25000
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -21,7 +21,7 @@ from .config import SOURCE_REGION
 from .config import TARGET_ACCOUNT
 from .config import SandboxConfig
 
-TEST_BASE_PORT = 46000
+TEST_BASE_PORT = 26000
 
 
 class Sandbox:
@@ -122,7 +122,7 @@ def start_test_sandbox(tmp_root: Path) -> tuple[SandboxConfig, dict[str, str], b
     if os.environ.get("SANDBOX_TEST_BASE_PORT"):
         config = SandboxConfig(tmp_root / "sandbox", int(os.environ["SANDBOX_TEST_BASE_PORT"]))
     else:
-        # Several test runs may share the machine: take the first block of free ports from 46000 on.
+        # Several test runs may share the machine: take the first block of free ports from 26000 on.
         for base in range(TEST_BASE_PORT, TEST_BASE_PORT + 2000, 50):
             config = SandboxConfig(tmp_root / "sandbox", base)
             if not any(lifecycle.port_in_use(port) for port in config.all_ports):

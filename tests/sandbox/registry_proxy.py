@@ -279,7 +279,12 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
         has_body = self.command in ("PUT", "POST", "PATCH") and (
             self.headers.get("Content-Length") not in (None, "0") or self.headers.get("Transfer-Encoding")
         )
-        conn = self.server.backend_connection()
+        # One backend connection per client connection (this handler lives as long as it): a new TCP
+        # connection to distribution for every blob request made the proxy the seeding bottleneck.
+        conn = getattr(self, "_backend", None)
+        if conn is None:
+            conn = self._backend = self.server.backend_connection()
+        reusable = False
         try:
             if has_body:
                 headers.pop("Content-Length", None) if self.headers.get("Transfer-Encoding") else None
@@ -299,6 +304,7 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", length or "0")
                 self.end_headers()
                 response.read()
+                reusable = not response.will_close
                 return
             if length is not None:
                 self.send_header("Content-Length", length)
@@ -313,8 +319,11 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+            reusable = not response.will_close
         finally:
-            conn.close()
+            if not reusable:
+                conn.close()
+                self._backend = None
 
 
 class RegistryProxyServer(ThreadingHTTPServer):

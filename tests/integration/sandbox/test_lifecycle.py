@@ -30,7 +30,7 @@ def _cli(*args: str, directory, port: int, timeout: float = 60) -> subprocess.Co
 
 @pytest.fixture
 def private_sandbox(tmp_path):
-    config = SandboxConfig(tmp_path / "sbx", 46200)
+    config = SandboxConfig(tmp_path / "sbx", 26200)
     yield config
     lifecycle.stop(config)
 
