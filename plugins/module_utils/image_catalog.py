@@ -324,9 +324,10 @@ def apply_manifest(image: Image, manifest_text: Any, media_type: Optional[str] =
 def needs_manifest(image: Image, mode: str, children: Optional[set] = None) -> bool:
     """Whether ``fetch_manifests=mode`` reads this image's manifest (``children``: digests listed by indexes).
 
-    ``auto``: indexes (platforms) and the images that may carry a ``subject``: OCI manifests that are untagged
-    (and not a platform of an index) or whose artifact type is not a plain image config. Docker schema 2
-    manifests cannot carry a subject.
+    ``auto``: indexes (platforms, children) and the OCI manifests that may carry a ``subject``: those whose
+    artifact type (ECR's ``artifactMediaType``: ``artifactType``, else the config media type) is not a plain image
+    config, i.e. signatures, SBOMs, attestations and other artifacts. When ECR reports no artifact type, untagged
+    OCI manifests are read instead. Platform manifests of an index and Docker schema 2 manifests never are.
     """
     if mode == "all":
         return True
@@ -338,9 +339,9 @@ def needs_manifest(image: Image, mode: str, children: Optional[set] = None) -> b
         return False
     if children and image.digest in children:
         return False
-    if image.untagged:
-        return True
-    return image.artifact_type is not None and image.artifact_type not in IMAGE_CONFIG_MEDIA_TYPES
+    if image.artifact_type is not None:
+        return image.artifact_type not in IMAGE_CONFIG_MEDIA_TYPES
+    return image.untagged
 
 
 def link_images(images: List[Image]) -> None:

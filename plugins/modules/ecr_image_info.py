@@ -85,8 +85,10 @@ options:
   fetch_manifests:
     description:
       - Which image manifests to read with C(BatchGetImage).
-      - V(auto) reads the manifests of indexes (for RV(images[].platforms)) and of images that may have a
-        C(subject) (untagged OCI manifests and OCI artifacts), which is what finding referrers needs.
+      - V(auto) reads the manifests of indexes (for RV(images[].platforms)) and of the OCI manifests that may have
+        a C(subject): those whose artifact type is not a plain image config (signatures, SBOMs, attestations,
+        other artifacts), or, when ECR reports no artifact type, the untagged ones. That is what finding referrers
+        needs; a plain image that carries a C(subject) is only found with V(all).
       - V(all) reads every manifest. V(none) reads none (no platforms, referrers only from cosign-style tags).
     type: str
     choices: [auto, all, none]

@@ -70,3 +70,9 @@ def image_info(sandbox, tmp_path):
 
     _run.many = _many
     return _run
+
+
+@pytest.fixture
+def run_image_info():
+    """``run_image_info(env, tmp_path, calls)``: :func:`run_modules` for tests with their own sandbox."""
+    return run_modules
