@@ -464,6 +464,16 @@ class DestinationRepository:
                 repo.tag_digest[tag] = detail["imageDigest"]
         return repo
 
+    @classmethod
+    def from_image_ids(cls, image_ids: Iterable[Dict[str, Any]]) -> "DestinationRepository":
+        """From ListImages ``imageIds`` (one entry per tag, untagged entries without ``imageTag``)."""
+        tags: Dict[str, List[str]] = {}
+        for image_id in image_ids:
+            entry = tags.setdefault(image_id["imageDigest"], [])
+            if image_id.get("imageTag"):
+                entry.append(image_id["imageTag"])
+        return cls.from_details([{"imageDigest": digest, "imageTags": t} for digest, t in tags.items()])
+
 
 def compare_image(image: Image, destination: Optional[DestinationRepository]) -> Dict[str, Any]:
     """The destination fields of one image (``destination`` None: the repository does not exist)."""

@@ -20,14 +20,14 @@ def d(n: int) -> str:
     return "sha256:" + f"{n:x}".rjust(64, "0")
 
 
-def img(n, tags=(), pushed_days_ago=0.0, media_type=MANIFEST, size=10, repo="app", **kw) -> ic.Image:
+def img(n, tags=(), pushed_days_ago=0.0, media_type=MANIFEST, size=10, repo="app", artifact_type=None, **kw):
     return ic.Image(
         repository=repo,
         registry_id="111111111111",
         digest=d(n),
         tags=sorted(tags),
         media_type=media_type,
-        artifact_type=None,
+        artifact_type=artifact_type,
         size_bytes=size,
         pushed=(NOW - datetime.timedelta(days=pushed_days_ago)).timestamp(),
         repository_uri=f"127.0.0.1:1/{repo}",
@@ -139,9 +139,7 @@ def test_apply_manifest_index_platforms_skip_attestations():
 
 
 def test_link_children_subject_and_cosign_tags():
-    index = img(
-        1, ["v1"], media_type=INDEX, manifests=[{"digest": d(2), "platform": "linux/amd64"}, {"digest": d(3)}]
-    )
+    index = img(1, ["v1"], media_type=INDEX, manifests=[{"digest": d(2), "platform": "linux/amd64"}, {"digest": d(3)}])
     child_a, child_b = img(2), img(3)
     signature = img(4, subject_digest=d(1), referrer_kind="subject")
     cosign = img(5, ["sha256-" + d(1)[7:] + ".sig"])
@@ -263,3 +261,39 @@ def test_summary_counts_and_bytes():
     assert summary["images_per_repository"] == {"app": 7, "empty": 0}
     assert summary["indexes"] == 1 and summary["referrers"] == 1 and summary["missing_repositories"] == 1
     assert summary["api_calls"] == {"source": {"DescribeImages": 2}}
+
+
+def test_destination_from_list_images_ids_matches_describe_images():
+    ids = [
+        {"imageDigest": d(1), "imageTag": "v1"},
+        {"imageDigest": d(1), "imageTag": "latest"},
+        {"imageDigest": d(2)},
+    ]
+    repo = ic.DestinationRepository.from_image_ids(ids)
+    assert repo.digest_tags == {d(1): ["latest", "v1"], d(2): []}
+    assert repo.tag_digest == {"v1": d(1), "latest": d(1)}
+
+
+CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+@pytest.mark.parametrize(
+    "image, children, mode, expected",
+    [
+        (img(1, ["v1"], media_type=INDEX), None, "auto", True),  # platforms
+        (img(1, ["v1"], media_type=None), None, "auto", True),  # unknown: could be an index
+        (img(1, media_type=DOCKER), None, "auto", False),  # schema 2 has no subject
+        (img(1, ["v1"], artifact_type=CONFIG), None, "auto", False),  # a plain image
+        (img(1, [], artifact_type=CONFIG), None, "auto", False),  # untagged plain image, type known
+        (img(1, [], artifact_type="application/spdx+json"), None, "auto", True),  # an SBOM
+        (img(1, ["sha256-x.sig"], artifact_type="application/vnd.dev.cosign.artifact.sig.v1+json"), None, "auto", True),
+        (img(1, []), None, "auto", True),  # no artifact type reported (moto): untagged ones are read
+        (img(1, ["v1"]), None, "auto", False),
+        (img(1, []), {d(1)}, "auto", False),  # a platform of an index already read
+        (img(1, ["v1"], artifact_type=CONFIG), None, "all", True),
+        (img(1, ["v1"], media_type=INDEX), None, "none", False),
+    ],
+)
+def test_needs_manifest(image, children, mode, expected):
+    assert ic.needs_manifest(image, mode, children) is expected
