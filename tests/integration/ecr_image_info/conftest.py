@@ -16,7 +16,9 @@ ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
 COLLECTIONS_PATH = REPO_ROOT / ".ansible" / "collections"
 
 
-def run_modules(env: dict[str, str], tmp_path: Path, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def run_modules(
+    env: dict[str, str], tmp_path: Path, calls: list[dict[str, Any]], module_defaults: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """One playbook, one task per call (``{"args": .., "module": .., "check_mode": ..}``), one ansible-playbook
     start-up for all; returns each task's registered result (also when the module failed)."""
     out = tmp_path / f"results-{len(list(tmp_path.glob('results-*.json')))}.json"
@@ -36,6 +38,8 @@ def run_modules(env: dict[str, str], tmp_path: Path, calls: list[dict[str, Any]]
         {"ansible.builtin.copy": {"content": "{{ %s | to_json }}" % results, "dest": str(out), "mode": "0600"}}
     )
     playbook = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+    if module_defaults:
+        playbook[0]["module_defaults"] = module_defaults
     path = tmp_path / "playbook.yml"
     path.write_text(json.dumps(playbook))  # JSON is YAML
     run_env = dict(env)
@@ -62,8 +66,10 @@ def image_info(sandbox, tmp_path):
     """``image_info(args, module=..., check_mode=...)`` against the session sandbox; ``image_info.many(calls)``
     runs several in one playbook."""
 
-    def _many(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return run_modules(sandbox.subprocess_env(), tmp_path, calls)
+    def _many(
+        calls: list[dict[str, Any]], module_defaults: dict[str, Any] | None = None, **env: str
+    ) -> list[dict[str, Any]]:
+        return run_modules(sandbox.subprocess_env(**env), tmp_path, calls, module_defaults)
 
     def _run(args: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return _many([dict(args=args, **kwargs)])[0]

@@ -74,18 +74,20 @@ def test_every_image_every_tag_platforms_referrers(sandbox, image_info):
 
 
 def test_redirect_check_mode_and_filters(sandbox, image_info):
+    """Through the redirect, in check mode, with the region from ``module_defaults: group/...aws``."""
     catalog = sandbox.catalog
-    region = sandbox.source_region
     filtered, untagged_off, most_recent = image_info.many(
         [
             {
-                "args": {"region": region, "repositories": ["team-a/*"], "tag_regex": r"^1\.2\.3$"},
+                "args": {"repositories": ["team-a/*"], "tag_regex": r"^1\.2\.3$"},
                 "module": "ecr_image_facts",
                 "check_mode": True,
             },
-            {"args": {"region": region, "repositories": ["tools/cli"], "include_untagged": False}},
-            {"args": {"region": region, "repositories": ["tools/cli"], "most_recent": 1}},
-        ]
+            {"args": {"repositories": ["tools/cli"], "include_untagged": False}},
+            {"args": {"repositories": ["tools/cli"], "most_recent": 1}},
+        ],
+        module_defaults={"group/cloudops.ecr_replication.aws": {"region": sandbox.source_region}},
+        AWS_DEFAULT_REGION=sandbox.dest_region,  # nothing there: only the group default finds the images
     )
     assert filtered["changed"] is False and not filtered.get("failed"), filtered.get("msg")
     assert {r["name"] for r in filtered["repositories"]} == {"team-a/api", "team-a/worker"}
@@ -118,7 +120,14 @@ BAD_INPUT = [
 
 
 def test_bad_input_fails_cleanly_naming_the_option(sandbox, image_info):
-    results = image_info.many([{"args": {"region": sandbox.source_region, **args}} for args, _ in BAD_INPUT])
+    no_role = "arn:aws:iam::222222222222:role/NoSuchRole"
+    calls = [{"args": {"region": sandbox.source_region, **args}} for args, _ in BAD_INPUT]
+    calls.append(
+        {"args": {"region": sandbox.source_region, "compare_to": {"region": "ap-northeast-2", "role_arn": no_role}}}
+    )
+    *results, denied = image_info.many(calls)
+    assert denied["failed"] is True and "Traceback" not in str(denied)
+    assert denied["msg"].startswith(f"Failed to assume {no_role} (compare_to.role_arn)"), denied["msg"]
     for (args, option), result in zip(BAD_INPUT, results):
         assert result["failed"] is True, args
         assert result["msg"].startswith(option + ":"), result["msg"]
