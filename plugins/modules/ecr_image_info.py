@@ -86,7 +86,7 @@ options:
     description:
       - Which image manifests to read with C(BatchGetImage).
       - V(auto) reads the manifests of indexes (for RV(images[].platforms)) and of the OCI manifests that may have
-        a C(subject): those whose artifact type is not a plain image config (signatures, SBOMs, attestations,
+        a C(subject), that is those whose artifact type is not a plain image config (signatures, SBOMs, attestations,
         other artifacts), or, when ECR reports no artifact type, the untagged ones. That is what finding referrers
         needs; a plain image that carries a C(subject) is only found with V(all).
       - V(all) reads every manifest. V(none) reads none (no platforms, referrers only from cosign-style tags).
