@@ -24,6 +24,7 @@ import datetime
 import fnmatch
 import json
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -559,7 +560,22 @@ def _json_or_text(text: Optional[str]) -> Any:
         return text
 
 
-def _read_manifests(client, repo: Dict[str, Any], images: List[Image], registry_id: Optional[str]) -> None:
+@contextmanager
+def _context(where: str):
+    """Say where an API error happened (which side, region, repository) in the message ``fail_json`` shows."""
+    try:
+        yield
+    except ecr.AnsibleECRError as e:
+        raise ecr.AnsibleECRError(message=f"{e.message} ({where})", exception=e.exception) from e
+
+
+def _read_manifests(
+    client,
+    repo: Dict[str, Any],
+    images: List[Image],
+    registry_id: Optional[str],
+    failures: Optional[List[Dict[str, Any]]] = None,
+) -> None:
     if not images:
         return
     by_digest = {image.digest: image for image in images}
@@ -567,13 +583,32 @@ def _read_manifests(client, repo: Dict[str, Any], images: List[Image], registry_
     for item in answer["images"]:
         image = by_digest.get((item.get("imageId") or {}).get("imageDigest"))
         if image is not None and item.get("imageManifest"):
-            apply_manifest(image, item["imageManifest"], item.get("imageManifestMediaType"))
+            if not apply_manifest(image, item["imageManifest"], item.get("imageManifestMediaType")):
+                item = {"imageId": item.get("imageId"), "failureCode": "InvalidManifest", "failureReason": "not JSON"}
+                answer["failures"].append(item)
+    if failures is not None:
+        for failure in answer["failures"]:
+            failures.append(
+                {
+                    "repository": repo["repositoryName"],
+                    "digest": (failure.get("imageId") or {}).get("imageDigest"),
+                    "code": failure.get("failureCode"),
+                    "reason": failure.get("failureReason"),
+                }
+            )
 
 
 def list_repository_images(
-    client, repo: Dict[str, Any], fetch_manifests: str = "auto", registry_id: Optional[str] = None
+    client,
+    repo: Dict[str, Any],
+    fetch_manifests: str = "auto",
+    registry_id: Optional[str] = None,
+    failures: Optional[List[Dict[str, Any]]] = None,
 ) -> List[Image]:
-    """Every image of a repository, manifests read as ``fetch_manifests`` says, linked."""
+    """Every image of a repository, manifests read as ``fetch_manifests`` says, linked.
+
+    Manifests ECR could not return (``BatchGetImage`` failures) are appended to ``failures``; those images keep
+    what ``DescribeImages`` said (no platforms, no subject)."""
     details = ecr.describe_images(client, repo["repositoryName"], registry_id=registry_id)
     images = [image_record(d, repo.get("repositoryUri")) for d in details]
     if fetch_manifests != "none":
@@ -582,11 +617,12 @@ def list_repository_images(
             first = images
         else:
             first = [i for i in images if i.is_index or i.media_type is None]
-        _read_manifests(client, repo, first, registry_id)
+        _read_manifests(client, repo, first, registry_id, failures)
         if fetch_manifests == "auto":
             children = {m.get("digest") for i in images for m in i.manifests}
-            second = [i for i in images if not i.manifest_read and needs_manifest(i, "auto", children)]
-            _read_manifests(client, repo, second, registry_id)
+            tried = {i.digest for i in first}
+            second = [i for i in images if i.digest not in tried and needs_manifest(i, "auto", children)]
+            _read_manifests(client, repo, second, registry_id, failures)
     link_images(images)
     return images
 
@@ -617,29 +653,38 @@ def collect(
     """
     if fetch_manifests not in FETCH_MANIFESTS:
         raise CatalogOptionError("fetch_manifests", f"must be one of {', '.join(FETCH_MANIFESTS)}")
-    all_repos = ecr.describe_repositories(client, registry_id=registry_id)
+    source = f"source registry {registry_id}" if registry_id else "source registry"
+    with _context(source):
+        all_repos = ecr.describe_repositories(client, registry_id=registry_id)
     repos = select_repositories(all_repos, filters, registry_id)
 
     repositories: List[Dict[str, Any]] = []
     selected: List[Image] = []
+    failures: List[Dict[str, Any]] = []
     for repo in repos:
         record = repository_record(repo)
-        images = select_images(list_repository_images(client, repo, fetch_manifests, registry_id), filters)
+        with _context(f"{source}, repository {repo['repositoryName']}"):
+            listed = list_repository_images(client, repo, fetch_manifests, registry_id, failures)
+            if with_repository_details:
+                record.update(repository_details(client, repo, registry_id))
+        images = select_images(listed, filters)
         record["image_count"] = len(images)
-        if with_repository_details:
-            record.update(repository_details(client, repo, registry_id))
         repositories.append(record)
         selected.extend(images)
 
     missing_repositories: List[str] = []
     destination_registry = destination_registry_id
     if destination_client is not None:
+        region = getattr(getattr(destination_client, "meta", None), "region_name", None)
+        where = "destination" + (f" {region}" if region else "")
+        where += f" registry {destination_registry_id}" if destination_registry_id else ""
         wanted = {record["name"] for record in repositories}
-        dest_repos = {
-            r["repositoryName"]: r
-            for r in ecr.describe_repositories(destination_client, registry_id=destination_registry_id)
-            if r["repositoryName"] in wanted
-        }
+        with _context(where):
+            dest_repos = {
+                r["repositoryName"]: r
+                for r in ecr.describe_repositories(destination_client, registry_id=destination_registry_id)
+                if r["repositoryName"] in wanted
+            }
         destinations: Dict[str, Optional[DestinationRepository]] = {}
         for record in repositories:
             dest = dest_repos.get(record["name"])
@@ -650,7 +695,8 @@ def collect(
                 destinations[record["name"]] = None
                 continue
             destination_registry = destination_registry or dest.get("registryId")
-            details = ecr.describe_images(destination_client, record["name"], registry_id=destination_registry_id)
+            with _context(f"{where}, repository {record['name']}"):
+                details = ecr.describe_images(destination_client, record["name"], registry_id=destination_registry_id)
             destinations[record["name"]] = DestinationRepository.from_details(details)
         compare_images(selected, destinations)
 
@@ -659,6 +705,7 @@ def collect(
         "repositories": repositories,
         "images": images_out,
         "missing_repositories": sorted(missing_repositories),
+        "manifest_failures": failures,
         "summary": summarize(repositories, images_out, missing_repositories, api_calls),
     }
     if destination_client is not None:

@@ -401,6 +401,26 @@ images:
         destination_digest:
           description: The digest the tag points to in the destination.
           type: str
+manifest_failures:
+  description:
+    - Manifests that C(BatchGetImage) could not return (for example an unsupported media type). Those images are
+      listed with what C(DescribeImages) says, without platforms or subject. A warning is shown when not empty.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    repository:
+      description: Repository name.
+      type: str
+    digest:
+      description: Image digest.
+      type: str
+    code:
+      description: The C(failureCode) from ECR.
+      type: str
+    reason:
+      description: The C(failureReason) from ECR.
+      type: str
 missing_repositories:
   description: Selected source repositories that do not exist in the destination, sorted. Empty without O(compare_to).
   returned: always
@@ -604,6 +624,9 @@ def main():
     except AnsibleECRError as e:
         module.fail_json_aws_error(e)
 
+    if result["manifest_failures"]:
+        first = ", ".join(f"{f['repository']}@{f['digest']} ({f['code']})" for f in result["manifest_failures"][:5])
+        module.warn(f"ECR did not return {len(result['manifest_failures'])} manifest(s), e.g. {first}")
     if compare_to:
         result["destination"] = {
             "region": compare_to["region"],

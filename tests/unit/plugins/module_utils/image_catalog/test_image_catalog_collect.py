@@ -233,3 +233,67 @@ def test_large_registry_pages_cost(aws_env):
     assert calls == {"DescribeRepositories": 2, "DescribeImages": 1000 + 3}
     assert result["summary"]["images"] == 2500 and result["summary"]["tags"] == 5000
     assert result["summary"]["repositories"] == 1001
+
+
+# --- errors and failures moto does not produce: Stubber ------------------------------------------------------
+
+
+def _stubbed(region):
+    import boto3
+
+    return boto3.client("ecr", region_name=region)
+
+
+def test_destination_error_says_where(aws_env):
+    from botocore.stub import Stubber
+
+    from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr
+
+    src, dst = _stubbed("ap-south-1"), _stubbed("ap-northeast-2")
+    repo = {"repositoryName": "app", "repositoryUri": "127.0.0.1:1/app", "registryId": "111111111111"}
+    with Stubber(src) as s, Stubber(dst) as d:
+        s.add_response("describe_repositories", {"repositories": [repo]})
+        s.add_response("describe_images", {"imageDetails": []})
+        d.add_response("describe_repositories", {"repositories": [dict(repo, registryId="222222222222")]})
+        d.add_client_error("describe_images", "AccessDeniedException", "not allowed", 400)
+        with pytest.raises(ecr.AnsibleECRError) as err:
+            ic.collect(src, ic.build_filters(), destination_client=dst, destination_registry_id="222222222222")
+    assert (
+        err.value.message
+        == "Failed to describe images (destination ap-northeast-2 registry 222222222222, repository app)"
+    )
+    assert err.value.exception.response["Error"]["Code"] == "AccessDeniedException"
+
+
+def test_manifest_failures_are_reported_not_fatal(aws_env):
+    from botocore.stub import Stubber
+
+    src = _stubbed("ap-south-1")
+    repo = {"repositoryName": "app", "repositoryUri": "127.0.0.1:1/app"}
+    index = {
+        "repositoryName": "app",
+        "imageDigest": "sha256:" + "1" * 64,
+        "imageTags": ["v1"],
+        "imageManifestMediaType": "application/vnd.oci.image.index.v1+json",
+    }
+    with Stubber(src) as s:
+        s.add_response("describe_repositories", {"repositories": [repo]})
+        s.add_response("describe_images", {"imageDetails": [index]})
+        s.add_response(
+            "batch_get_image",
+            {
+                "images": [],
+                "failures": [
+                    {
+                        "imageId": {"imageDigest": index["imageDigest"]},
+                        "failureCode": "UnsupportedImageType",
+                        "failureReason": "nope",
+                    }
+                ],
+            },
+        )
+        result = ic.collect(src, ic.build_filters())
+    assert result["manifest_failures"] == [
+        {"repository": "app", "digest": index["imageDigest"], "code": "UnsupportedImageType", "reason": "nope"}
+    ]
+    assert result["images"][0]["platforms"] == [] and result["images"][0]["tags"] == ["v1"]
