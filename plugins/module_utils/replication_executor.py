@@ -201,7 +201,7 @@ class CodeBuildExecutor:
                 record = _build_record(build, index, len(batch))
                 records[build["id"]] = record
                 results.extend(results_for(record, self.read_log(build), batch))
-        return list(records.values()), results, [b for _, b in pending]
+        return list(records.values()), results, [batch for _index, batch in pending]
 
     def poll(self, build_ids: List[str], wait: bool = True):
         """Follow builds started earlier; their batches are read back from their environment."""
@@ -235,7 +235,7 @@ class CodeBuildExecutor:
             return []
         lines: List[str] = []
         token = None
-        for _ in range(10000):
+        for _page in range(10000):
             params = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
             if token:
                 params["nextToken"] = token
@@ -267,7 +267,7 @@ class LocalExecutor:
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils import buildspec_runner
 
         records: List[Optional[Dict[str, Any]]] = [None] * len(batches)
-        results: List[List[Dict[str, Any]]] = [[] for _ in batches]
+        results: List[List[Dict[str, Any]]] = [[] for _batch in batches]
         semaphore = threading.Semaphore(self.max_concurrent)
         errors: List[BaseException] = []
 

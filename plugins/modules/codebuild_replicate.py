@@ -18,10 +18,10 @@ description:
     existing CodeBuild project (see the C(cloudops.ecr_replication.source_codebuild) role), at most
     O(max_concurrent_builds) at a time. With O(executor=local) the very same C(buildspec.yml) runs on the host
     that runs the module, through the collection's buildspec runner (needs C(python3), the C(aws) CLI and C(skopeo)).
-  - Idempotent. Images whose O(images[].destination_status) (from M(cloudops.ecr_replication.ecr_image_info) with
+  - Idempotent. Images whose C(destination_status) (from M(cloudops.ecr_replication.ecr_image_info) with
     C(compare_to)) is V(present) are skipped before any build starts; images without a status are looked up in the
     destination first when the module's credentials can. When nothing is missing no build starts and
-    RV(changed) is false. Inside a build, images already in the destination are reported V(present).
+    C(changed) is false. Inside a build, images already in the destination are reported V(present).
   - A destination tag that points to another digest is never moved unless O(force_tags=true), and never in an
     IMMUTABLE repository; such images are reported V(tag_conflict), which does not fail the module.
   - Results are read back from the builds' logs (one C(RESULT {json}) line per image). An image a build never
@@ -35,7 +35,7 @@ description:
   - "Cost: check mode returns the plan: batches, builds and an estimate of the CodeBuild minutes (each build is
     billed per started minute; about 1 minute of provisioning each) and their price."
 author:
-  - cloudops.ecr_replication contributors
+  - cloudops.ecr_replication contributors (@cloudops)
 options:
   project_name:
     description:
@@ -151,7 +151,7 @@ notes:
   - The region of the module (O(region)) is the source region; the project must exist there.
   - "Permissions of the module's credentials: C(codebuild:BatchGetProjects), C(codebuild:StartBuild),
     C(codebuild:BatchGetBuilds), C(logs:GetLogEvents) on the project's log group, C(sts:GetCallerIdentity);
-    C(sts:AssumeRole) on O(dest_role_arn) to look up images without O(images[].destination_status) (optional) and
+    C(sts:AssumeRole) on O(dest_role_arn) to look up images without C(destination_status) (optional) and
     with O(executor=local)."
 """
 
@@ -486,7 +486,10 @@ def local_base_env(module, source_region):
     if frozen.token:
         env["AWS_SESSION_TOKEN"] = frozen.token
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.setdefault("HOME", os.path.expanduser("~"))
+    if "HOME" not in env:
+        import pwd
+
+        env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
     return env
 
 
