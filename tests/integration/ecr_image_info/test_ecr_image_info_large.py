@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 PORT_BLOCKS = (47250, 47275)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def large_sandbox(tmp_path_factory):
     from tests.sandbox import lifecycle
     from tests.sandbox.config import SandboxConfig
@@ -44,7 +44,13 @@ def large_sandbox(tmp_path_factory):
         lifecycle.stop(config)
 
 
-def test_large_catalog_every_image_and_the_cost(large_sandbox, tmp_path, run_image_info):
+def test_large_catalog(large_sandbox, tmp_path, run_image_info, monkeypatch):
+    """One test (one sandbox seeded with ``large``, also under pytest-xdist): the module, then the helpers."""
+    check_every_image_and_the_cost(large_sandbox, tmp_path, run_image_info)
+    check_helpers_follow_next_token(large_sandbox, monkeypatch)
+
+
+def check_every_image_and_the_cost(large_sandbox, tmp_path, run_image_info):
     catalog = large_sandbox.catalog
     repositories, images = len(catalog["repositories"]), len(catalog["images"])
     assert repositories > 100 and images > 1000
@@ -64,7 +70,7 @@ def test_large_catalog_every_image_and_the_cost(large_sandbox, tmp_path, run_ima
     assert 0 < calls["BatchGetImage"] <= len(with_index) + len(with_referrers)
 
 
-def test_helpers_follow_next_token_on_the_sandbox(large_sandbox, monkeypatch):
+def check_helpers_follow_next_token(large_sandbox, monkeypatch):
     """Pages of 50 repositories / 100 images: the helpers must walk every nextToken the sandbox returns."""
     client = large_sandbox.client("ecr")
     calls = ecr.count_api_calls(client, {})
