@@ -489,6 +489,8 @@ summary:
 """
 
 
+import re
+
 try:
     import botocore
 except ImportError:
@@ -506,6 +508,8 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_polic
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_region
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_role_arn
 
+ROLE_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+
 
 def validate_compare_to(compare_to):
     """Raise PolicyInputError (naming the option) for a bad compare_to; return it cleaned."""
@@ -520,6 +524,11 @@ def validate_compare_to(compare_to):
         if not compare_to.get("role_arn"):
             raise PolicyInputError("compare_to.external_id", "is only used together with compare_to.role_arn")
         validate_external_id(compare_to["external_id"], "compare_to.external_id")
+    if not ROLE_SESSION_NAME_RE.match(compare_to.get("role_session_name") or ""):
+        raise PolicyInputError(
+            "compare_to.role_session_name",
+            f"must be 2 to 64 letters, digits or +=,.@_- (an STS session name), got {compare_to.get('role_session_name')!r}",
+        )
     return compare_to
 
 

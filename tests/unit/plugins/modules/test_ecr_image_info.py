@@ -87,6 +87,10 @@ def test_lists_in_check_mode_and_never_changes(aws, capsys):
         ({"compare_to": {"region": "ap-northeast-2", "external_id": "secret-value"}}, "compare_to.external_id"),
         ({"compare_to": {"region": "ap-northeast-2", "registry_id": "2222"}}, "compare_to.registry_id"),
         ({"repositories": ["missing/repo"]}, "repositories"),
+        (
+            {"compare_to": {"region": "ap-northeast-2", "role_session_name": "has space"}},
+            "compare_to.role_session_name",
+        ),
     ],
 )
 def test_bad_input_names_the_option(aws, capsys, args, option):
