@@ -202,7 +202,10 @@ class Replicator:
                 args = ["sts", "assume-role", "--role-arn", self.role_arn, "--role-session-name", session[:64]]
                 if self.external_id:
                     args += ["--external-id", self.external_id]
-                creds = self._aws(args, self.dest_region, None)["Credentials"]  # with the build's own credentials
+                try:  # with the build's own credentials
+                    creds = self._aws(args, self.dest_region, None)["Credentials"]
+                except AwsError as e:
+                    raise AwsError(e.code, "cannot assume the destination role %s: %s" % (self.role_arn, e)) from None
                 self._secret(creds["SecretAccessKey"], creds["SessionToken"])
                 self.dest_creds = {
                     "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
