@@ -348,13 +348,15 @@ class Replicator:
                 if "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
                     raise RuntimeError("the source manifest of %s@%s does not match its digest" % (name, digest))
                 puts = 1 + len(json.loads(raw.decode("utf-8")).get("manifests") or [])  # PutImage calls per copy
+            src = image_reference(self.src["host"], name, digest=digest)
             dst = image_reference(self.dst["host"], name, digest=digest)
             if result["copied"]:
-                src = image_reference(self.src["host"], name, digest=digest)
                 result["attempts"] = self.retry("copy %s@%s" % (name, digest), lambda: self.skopeo_copy(src, dst, puts))
             for tag in to_tag:
+                # From the source again: every blob is already there (HEAD only), the destination role needs no
+                # read permission, and the tag lands on exactly these manifest bytes (--preserve-digests).
                 target = image_reference(self.dst["host"], name, tag=tag)
-                self.retry("tag %s:%s" % (name, tag), lambda: self.skopeo_copy(dst, target, puts))
+                self.retry("tag %s:%s" % (name, tag), lambda: self.skopeo_copy(src, target, puts))
                 result["tags_applied"].append(tag)
                 conflicts.pop(tag, None)
             result["conflicts"] = conflicts
