@@ -266,6 +266,9 @@ def image_record(detail: Dict[str, Any], repository_uri: Optional[str] = None) -
         size_bytes=int(detail.get("imageSizeInBytes") or 0),
         pushed=_timestamp(detail.get("imagePushedAt")),
         repository_uri=repository_uri,
+        # ECR reports the subject of a referrer itself (newer API); older answers and the sandbox need the manifest
+        subject_digest=detail.get("subjectManifestDigest"),
+        referrer_kind="subject" if detail.get("subjectManifestDigest") else None,
     )
 
 
@@ -325,7 +328,8 @@ def apply_manifest(image: Image, manifest_text: Any, media_type: Optional[str] =
 def needs_manifest(image: Image, mode: str, children: Optional[set] = None) -> bool:
     """Whether ``fetch_manifests=mode`` reads this image's manifest (``children``: digests listed by indexes).
 
-    ``auto``: indexes (platforms, children) and the OCI manifests that may carry a ``subject``: those whose
+    ``auto``: indexes (platforms, children) and, unless ECR already reported the image's ``subjectManifestDigest``,
+    the OCI manifests that may carry a ``subject``: those whose
     artifact type (ECR's ``artifactMediaType``: ``artifactType``, else the config media type) is not a plain image
     config, i.e. signatures, SBOMs, attestations and other artifacts. When ECR reports no artifact type, untagged
     OCI manifests are read instead. Platform manifests of an index and Docker schema 2 manifests never are.
@@ -336,7 +340,7 @@ def needs_manifest(image: Image, mode: str, children: Optional[set] = None) -> b
         return False
     if image.is_index or image.media_type is None:
         return True
-    if image.media_type != ecr.MEDIA_TYPE_OCI_MANIFEST:
+    if image.media_type != ecr.MEDIA_TYPE_OCI_MANIFEST or image.subject_digest:
         return False
     if children and image.digest in children:
         return False
@@ -618,7 +622,9 @@ def list_repository_images(
         else:
             first = [i for i in images if i.is_index or i.media_type is None]
         _read_manifests(client, repo, first, registry_id, failures)
-        if fetch_manifests == "auto":
+        # When DescribeImages reports subjectManifestDigest (current ECR), the referrers are known without manifests.
+        api_reports_subjects = any("subjectManifestDigest" in d for d in details)
+        if fetch_manifests == "auto" and not api_reports_subjects:
             children = {m.get("digest") for i in images for m in i.manifests}
             tried = {i.digest for i in first}
             second = [i for i in images if i.digest not in tried and needs_manifest(i, "auto", children)]

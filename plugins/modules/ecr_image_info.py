@@ -18,6 +18,8 @@ description:
   - With O(compare_to), looks the same repositories up in a destination region and/or account and gives every image
     a RV(images[].destination_status) (V(present), V(missing), V(missing_tags), V(tag_conflict)), and lists the
     destination repositories that do not exist.
+  - Only images in the C(ACTIVE) state are listed (C(DescribeImages)' default); archived images are left out on both
+    sides.
   - This module is read-only. It never changes anything in AWS and never reports C(changed).
   - Also available as C(cloudops.ecr_replication.ecr_image_facts) (a redirect to this module).
   - "Cost: listing N images in R repositories makes about R + N/1000 C(DescribeImages) calls and R/1000
@@ -88,7 +90,8 @@ options:
       - V(auto) reads the manifests of indexes (for RV(images[].platforms)) and of the OCI manifests that may have
         a C(subject), that is those whose artifact type is not a plain image config (signatures, SBOMs, attestations,
         other artifacts), or, when ECR reports no artifact type, the untagged ones. That is what finding referrers
-        needs; a plain image that carries a C(subject) is only found with V(all).
+        needs; a plain image that carries a C(subject) is only found with V(all). When ECR reports
+        C(subjectManifestDigest) in C(DescribeImages) (current API versions), referrers need no manifest at all.
       - V(all) reads every manifest. V(none) reads none (no platforms, referrers only from cosign-style tags).
     type: str
     choices: [auto, all, none]

@@ -297,3 +297,34 @@ def test_manifest_failures_are_reported_not_fatal(aws_env):
         {"repository": "app", "digest": index["imageDigest"], "code": "UnsupportedImageType", "reason": "nope"}
     ]
     assert result["images"][0]["platforms"] == [] and result["images"][0]["tags"] == ["v1"]
+
+
+def test_subject_from_describe_images_needs_no_manifest(aws_env):
+    """Current ECR reports ``subjectManifestDigest`` (moto and the sandbox do not): referrers are linked without a
+    single BatchGetImage when there is no index. Stubber: the call list is exact, any extra call fails."""
+    from botocore.stub import Stubber
+
+    src = _stubbed("ap-south-1")
+    calls = count_api_calls(src, {})
+    image = {
+        "repositoryName": "app",
+        "imageDigest": "sha256:" + "1" * 64,
+        "imageTags": ["v1"],
+        "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactMediaType": "application/vnd.oci.image.config.v1+json",
+    }
+    sbom = {
+        "repositoryName": "app",
+        "imageDigest": "sha256:" + "2" * 64,
+        "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactMediaType": "application/spdx+json",
+        "subjectManifestDigest": image["imageDigest"],
+    }
+    with Stubber(src) as s:
+        s.add_response("describe_repositories", {"repositories": [{"repositoryName": "app", "repositoryUri": "h/app"}]})
+        s.add_response("describe_images", {"imageDetails": [image, sbom]})
+        result = ic.collect(src, ic.build_filters(tag_regex="^v1$"))
+    assert calls == {"DescribeRepositories": 1, "DescribeImages": 1}
+    images = {i["digest"]: i for i in result["images"]}
+    assert images[sbom["imageDigest"]]["subject_digest"] == image["imageDigest"]
+    assert images[image["imageDigest"]]["referrers"] == [sbom["imageDigest"]]
