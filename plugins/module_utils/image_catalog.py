@@ -12,8 +12,8 @@ drives them with boto3 ECR clients through the helpers of ``module_utils/ecr.py`
 
 Vocabulary:
 
-- an *attached* image hangs off another image of the same repository: a platform manifest listed by an index
-  (``parent_digests``) or a referrer (``subject_digest``: an OCI ``subject`` or a cosign-style
+- an *attached* image hangs off another image of the same repository: an untagged platform manifest listed by an
+  index (``parent_digests``; a tagged one is selected by its own tags) or a referrer (``subject_digest``: an OCI ``subject`` or a cosign-style
   ``sha256-<hex>.sig`` tag). Its *root* is the image it finally hangs off. Filters select roots; attached
   images follow their root, so a signature or a platform manifest is never separated from its image.
 """
@@ -388,7 +388,9 @@ def _roots(images: List[Image]) -> Dict[str, str]:
             if current.digest in roots:
                 current = by_digest[roots[current.digest]]
                 break
-            parent = next((by_digest[d] for d in current.parent_digests if d in by_digest), None)
+            parent = None
+            if current.untagged:  # a tagged platform manifest is selected by its own tags
+                parent = next((by_digest[d] for d in current.parent_digests if d in by_digest), None)
             if parent is None and current.subject_digest in by_digest:
                 parent = by_digest[current.subject_digest]
             if parent is None:

@@ -70,7 +70,7 @@ options:
     description:
       - Keep only the N most recently pushed images per repository (after the other filters).
       - Images attached to another image (platform manifests of an index, referrers) do not count towards N and follow
-        the image they are attached to.
+        the image they are attached to. A platform manifest that has tags of its own is selected by those tags.
     type: int
   include_untagged:
     description:

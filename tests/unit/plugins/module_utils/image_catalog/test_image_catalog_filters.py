@@ -297,3 +297,15 @@ DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
 )
 def test_needs_manifest(image, children, mode, expected):
     assert ic.needs_manifest(image, mode, children) is expected
+
+
+def test_a_tagged_platform_manifest_is_selected_by_its_own_tags():
+    images = [
+        img(1, ["v1"], media_type=INDEX, manifests=[{"digest": d(2)}, {"digest": d(3)}]),
+        img(2, ["v1-amd64"]),
+        img(3),
+        img(4, ["sha256-" + d(2)[7:] + ".sig"]),  # a tagged cosign signature follows its subject
+    ]
+    ic.link_images(images)
+    assert digests(ic.select_images(images, ic.build_filters(tag_regex="amd64$"))) == [2, 4]
+    assert digests(ic.select_images(images, ic.build_filters(tag_regex="^v1$"))) == [1, 3]
