@@ -329,10 +329,10 @@ def needs_manifest(image: Image, mode: str, children: Optional[set] = None) -> b
     """Whether ``fetch_manifests=mode`` reads this image's manifest (``children``: digests listed by indexes).
 
     ``auto``: indexes (platforms, children) and, unless ECR already reported the image's ``subjectManifestDigest``,
-    the OCI manifests that may carry a ``subject``: those whose
-    artifact type (ECR's ``artifactMediaType``: ``artifactType``, else the config media type) is not a plain image
-    config, i.e. signatures, SBOMs, attestations and other artifacts. When ECR reports no artifact type, untagged
-    OCI manifests are read instead. Platform manifests of an index and Docker schema 2 manifests never are.
+    the OCI manifests that may carry a ``subject``: those whose artifact type (ECR's ``artifactMediaType``:
+    ``artifactType``, else the config media type) is not a plain image config, i.e. signatures, SBOMs, attestations
+    and other artifacts. When ECR reports no artifact type, untagged OCI manifests are read instead. Platform
+    manifests of an index and Docker schema 2 manifests never are.
     """
     if mode == "all":
         return True
