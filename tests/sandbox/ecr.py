@@ -317,6 +317,9 @@ class EcrImageStore:
             detail["imageTags"] = list(image.tags)
         if image.artifact_media_type:
             detail["artifactMediaType"] = image.artifact_media_type
+        if image.subject_digest:
+            detail["subjectManifestDigest"] = image.subject_digest
+        detail["imageStatus"] = "ACTIVE"
         return detail
 
     def api_describe_images(self, account: str, region: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -257,6 +257,10 @@ def test_referrers_api_lists_signatures(sandbox):
     assert response.status_code == 200
     digests = [m["digest"] for m in response.json()["manifests"]]
     assert referrer["digest"] in digests
+    detail = sandbox.client("ecr").describe_images(
+        repositoryName=referrer["repository"], imageIds=[{"imageDigest": referrer["digest"]}]
+    )["imageDetails"][0]
+    assert detail["subjectManifestDigest"] == referrer["subject"]
 
 
 def test_health_endpoint_reports_every_registry(sandbox):
