@@ -60,6 +60,14 @@ def _source_images(sandbox) -> dict[tuple[str, str], set[str]]:
     return {(i["repository"], i["digest"]): set(i["tags"] or []) for i in sandbox.catalog["images"]}
 
 
+def _delete_destination_repository(sandbox, name: str, region: str) -> None:
+    ecr = sandbox.client("ecr", "target", region)
+    try:
+        ecr.delete_repository(repositoryName=name, force=True)
+    except ecr.exceptions.RepositoryNotFoundException:
+        pass
+
+
 def _no_secret(*texts: str) -> None:
     for text in texts:
         assert EXTERNAL_ID not in text
@@ -159,19 +167,24 @@ def test_missing_dest_region_is_a_clear_error(provisioned, tmp_path):
     assert "Traceback" not in run.stdout + run.stderr
 
 
-def test_failed_copy_is_reported_then_fails_the_play(runs, provisioned, tmp_path):
-    """A destination role that cannot be assumed: every image fails, the report says why, then the play fails."""
+def test_failed_copy_is_reported_then_fails_the_play(provisioned, tmp_path):
+    """The copy cannot start (local strategy, a destination role that does not exist): every planned image is
+    failed with a reason in the report, the report is written, and only then the play fails."""
     sandbox = provisioned
-    sandbox.client("ecr", "target", sandbox.dest_region).delete_repository(repositoryName="legacy-app", force=True)
-    args = _user_args(sandbox, "-e", "repositories=legacy-app", "-e", "dest_role=no-such-role")
+    _delete_destination_repository(sandbox, "legacy-app", sandbox.dest_region)
+    args = _user_args(sandbox, "-e", "repositories=legacy-app", "-e", "strategy=local", "-e", "dest_role=no-such-role")
     run = run_playbook(sandbox, "replicate.yml", tmp_path, *args)
     assert run.returncode != 0
     assert run.recap["failed"] == 1
+    assert "Traceback" not in run.stdout + run.stderr
     data, markdown = _report(tmp_path)
-    assert data["summary"]["failed"] == 2 and data["summary"]["success"] is False
+    summary = data["summary"]
+    assert summary["failed"] == 2 and summary["success"] is False and summary["strategy"] == "local"
+    assert summary["errors"] and "no-such-role" in summary["errors"][0]
     assert all(i["reason"] for i in data["images"] if i["outcome"] == "failed")
-    assert "| legacy-app |" in markdown.split("## Failures", 1)[1]
-    assert "image(s) failed" in run.stdout
+    assert "## Errors" in markdown and "| legacy-app |" in markdown.split("## Failures", 1)[1]
+    assert "2 image(s) failed" in run.stdout and "Set replicate_allow_partial" in run.stdout
+    _no_secret(run.stdout, run.stderr, json.dumps(data), markdown)
 
     # the same with allow_partial: reported, not fatal
     partial = tmp_path / "partial"
@@ -189,9 +202,7 @@ def test_several_destinations_in_one_run(provisioned, tmp_path):
         {"region": sandbox.source_region, "account": sandbox.target_account, "read_role_arn": admin},
     ]
     for region in (sandbox.dest_region, sandbox.source_region):
-        ecr = sandbox.client("ecr", "target", region)
-        if "tools/cli" in {r["repositoryName"] for r in ecr.describe_repositories()["repositories"]}:
-            ecr.delete_repository(repositoryName="tools/cli", force=True)
+        _delete_destination_repository(sandbox, "tools/cli", region)
     run = run_playbook(
         sandbox,
         "replicate.yml",
