@@ -8,7 +8,7 @@ runner, and the report (printed tables; ``BENCHMARK_WRITE=1`` writes tests/bench
 Tunables (environment of ``make benchmark``), see README.md:
 ``BENCHMARK_BASE_PORT`` (27000), ``BENCHMARK_SANDBOX_DIR`` (a temp dir; a sandbox already running there is reused
 and left running), ``BENCHMARK_PROVISIONING_SECONDS`` (2), ``BENCHMARK_CONCURRENCY`` (5),
-``BENCHMARK_E2E_IMAGES`` (200; 0 = the whole catalog), ``BENCHMARK_WRITE``.
+``BENCHMARK_E2E_IMAGES`` (100; 0 = the whole catalog), ``BENCHMARK_WRITE``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ RESULTS = HERE / "results.md"
 BASE_PORT = int(os.environ.get("BENCHMARK_BASE_PORT", "27000"))
 PROVISIONING_SECONDS = float(os.environ.get("BENCHMARK_PROVISIONING_SECONDS", "2"))
 CONCURRENCY = int(os.environ.get("BENCHMARK_CONCURRENCY", "5"))
-E2E_IMAGES = int(os.environ.get("BENCHMARK_E2E_IMAGES", "200"))
+E2E_IMAGES = int(os.environ.get("BENCHMARK_E2E_IMAGES", "100"))
 
 OUR_PROJECT = "bench-ecr-replication"
 BUILD_ROLE = "EcrBenchBuild"

@@ -7,8 +7,8 @@
    ``ansible-playbook``, against a re-creation of the 000 seed (seed_approach.py: one build per tagged image, its
    buildspec step by step with skopeo in place of docker). Same sandbox, same provisioning delay per build, same
    account quota of concurrent builds. The destination is emptied before each. A deterministic subset of the
-   catalog (``BENCHMARK_E2E_IMAGES``, default 200 images: whole repositories in name order) keeps the seed's run
-   within minutes on a 2-core machine; ``BENCHMARK_E2E_IMAGES=0`` copies the whole catalog.
+   catalog (``BENCHMARK_E2E_IMAGES``, default 100 images: whole repositories, every 4th in name order) keeps the
+   seed's run within minutes on a 2-core machine; ``BENCHMARK_E2E_IMAGES=0`` copies the whole catalog.
 4. The same playbook again: nothing is missing, so no build starts; the AWS calls of both modules are counted at the
    wire by a counting proxy in front of the sandbox endpoint.
 """
@@ -278,7 +278,7 @@ def test_seed_copies_the_subset_and_compare(bench, report):
     assert seed["builds"] == len(work)
     assert ours["builds"] <= math.ceil(ours["images"] / BATCH_SIZE)
     assert seed["statuses"]["present"] < ours["images"]
-    if ours["images"] >= 100:  # ratios need enough images for several of our builds
+    if ours["images"] >= 50:  # ratios need a subset of at least one full batch
         assert seed["builds"] / ours["builds"] >= 10
         assert seed["wall"] / ours["wall"] >= 1.2
         assert seed["modelled"] / ours["modelled"] >= 3
