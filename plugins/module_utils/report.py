@@ -120,6 +120,7 @@ def image_outcome(
     dry_run: bool,
     force_tags: bool = False,
     verification_ran: bool = True,
+    destination_error: str | None = None,
 ) -> dict[str, Any]:
     """The outcome of one image for one destination, with a reason when it is not plainly ok."""
     repository, digest = image_key(planned)
@@ -174,6 +175,8 @@ def image_outcome(
         entry["reason"] = "not verified: the verification listing did not run"
     elif verified is None:
         entry["reason"] = "not verified: image not found in the verification listing of the source"
+    elif result is None and destination_error:
+        entry["reason"] = f"not copied ({destination_error}); the destination status is {entry['status_after']}"
     elif result is None:
         entry["reason"] = f"the copy reported no result; the destination status is {entry['status_after']}"
     else:
@@ -237,6 +240,7 @@ def destination_report(
             dry_run=dry_run,
             force_tags=force_tags,
             verification_ran=verification_ran,
+            destination_error=destination.get("error") or None,
         )
         entry["destination_region"] = str(region)
         entry["destination_account"] = str(destination.get("account") or "")

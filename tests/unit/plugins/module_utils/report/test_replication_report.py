@@ -312,3 +312,15 @@ def test_unforced_conflict_whose_copy_failed_is_failed():
     )
     entry = by_digest(report)[D4]
     assert entry["outcome"] == "failed" and entry["reason"] == "registry 500"
+
+
+def test_destination_error_is_the_reason_of_unreported_images():
+    report = r.build_report(
+        source={},
+        destinations=[dest(verified=planned(), error="planning failed: role cannot be assumed")],
+        strategy="local",
+        dry_run=False,
+    )
+    entry = by_digest(report)[D1]
+    assert entry["outcome"] == "failed"
+    assert entry["reason"] == "not copied (planning failed: role cannot be assumed); the destination status is missing"
