@@ -22,7 +22,7 @@ description:
     first and fail afterwards.
   - Runs on the controller or any host with Python; it makes no AWS call.
 author:
-  - cloudops.ecr_replication contributors
+  - cloudops.ecr_replication contributors (@cloudops)
 options:
   report_dir:
     description:
@@ -229,7 +229,7 @@ failures:
   type: list
   elements: dict
 failure_messages:
-  description: One line per failed image, C(<account>/<region> <repository>@<digest>: <reason>).
+  description: "One line per failed image: C(<account>/<region> <repository>@<digest>: <reason>)."
   returned: always
   type: list
   elements: str
