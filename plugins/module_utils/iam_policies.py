@@ -240,7 +240,7 @@ def codebuild_trust_policy(*, region: str, account: str, project_name: str, rest
     """Trust policy of the CodeBuild service role: only CodeBuild, only on behalf of this account.
 
     ``restrict_to_project`` adds ``aws:SourceArn`` = the project ARN (CodeBuild's confused-deputy
-    guidance); off by default because the local sandbox's CodeBuild does not send ``aws:SourceArn``.
+    guidance; the role source_codebuild turns it on by default).
     """
     region = validate_region(region, "region")
     account = validate_account_id(account, "account")

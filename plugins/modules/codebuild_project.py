@@ -19,7 +19,7 @@ description:
   - Only the fields listed below are managed; a second run with the same options reports no change.
   - The logic lives in C(plugins/module_utils/codebuild.py).
 author:
-  - cloudops.ecr_replication contributors
+  - cloudops.ecr_replication contributors (@cloudops)
 options:
   name:
     description:
@@ -256,11 +256,6 @@ changed_fields:
   elements: str
   sample: [concurrentBuildLimit, tags]
 """
-
-try:
-    import botocore  # noqa: F401
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 

@@ -17,7 +17,7 @@ description:
   - Neither amazon.aws nor community.aws has a module for the registry policy. The target_role role uses
     this module to let a source account replicate into the destination registry.
 author:
-  - cloudops.ecr_replication contributors
+  - cloudops.ecr_replication contributors (@cloudops)
 options:
   statements:
     description:
@@ -86,11 +86,6 @@ registry_id:
 """
 
 import json
-
-try:
-    import botocore  # noqa: F401
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry

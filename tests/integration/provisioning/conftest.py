@@ -56,6 +56,7 @@ class Provisioner:
             capture_output=True,
             text=True,
             timeout=600,
+            check=False,
         )
         if playbook == "teardown.yml" and result.returncode == 0:
             self.torn_down = True

@@ -130,7 +130,7 @@ def test_target_permissions_policy_repository_settings_are_opt_in():
 
 def test_target_policy_never_deletes():
     for policy in (target_policy(), target_policy(allow_repository_settings=True), service_policy()):
-        actions = {a for a, _ in p.action_resource_pairs(policy)}
+        actions = {action for action, resource in p.action_resource_pairs(policy)}
         assert not {a for a in actions if "Delete" in a or a.startswith("iam:") or a.endswith(":*")}
 
 
@@ -189,7 +189,7 @@ def test_registry_replication_statement_exact():
 
 def test_partition_follows_region():
     policy = target_policy(region="cn-north-1")
-    assert all(r == "*" or r.startswith("arn:aws-cn:ecr:cn-north-1:") for _, r in p.action_resource_pairs(policy))
+    assert all(r == "*" or r.startswith("arn:aws-cn:ecr:cn-north-1:") for action, r in p.action_resource_pairs(policy))
 
 
 # ---- bad input: clear errors naming the option ------------------------------------------------

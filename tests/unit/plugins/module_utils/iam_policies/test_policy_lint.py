@@ -59,15 +59,15 @@ def trust_policies():
     yield trust
 
 
-@pytest.mark.parametrize("policy", [doc for _, doc in identity_policies()] + list(trust_policies()))
+@pytest.mark.parametrize("policy", [doc for kind, doc in identity_policies()] + list(trust_policies()))
 def test_no_findings(parliament, policy):
     assert findings(parliament, policy) == []
 
 
-@pytest.mark.parametrize("policy", [doc for _, doc in identity_policies()] + list(trust_policies()))
+@pytest.mark.parametrize("policy", [doc for kind, doc in identity_policies()] + list(trust_policies()))
 def test_community_auditors_only_flag_the_credentials_by_design(parliament, policy):
     # GetAuthorizationToken and sts:AssumeRole return credentials: that is what the roles are for.
-    for issue, _detail, location in findings(parliament, policy, community=True):
+    for issue, detail, location in findings(parliament, policy, community=True):
         assert issue == "CREDENTIALS_EXPOSURE"
         assert set(location["actions"]) <= {"ecr:getauthorizationtoken", "sts:assumerole"}
 
@@ -77,14 +77,14 @@ def test_linter_catches_a_widened_policy(parliament):
     policy["Statement"].append(
         {"Effect": "Allow", "Action": "ecr:PutImage", "Resource": f"arn:aws:logs:ap-northeast-2:{DST}:log-group:x"}
     )
-    assert "RESOURCE_MISMATCH" in {issue for issue, _, _ in findings(parliament, policy)}
+    assert "RESOURCE_MISMATCH" in {finding[0] for finding in findings(parliament, policy)}
     policy["Statement"].append({"Effect": "Allow", "Action": "iam:*", "Resource": "*"})
     assert {"PRIVILEGE_ESCALATION", "PERMISSIONS_MANAGEMENT_ACTIONS"} <= {
-        i for i, _, _ in findings(parliament, policy, True)
+        finding[0] for finding in findings(parliament, policy, True)
     }
 
 
 def test_linter_catches_an_unknown_action(parliament):
     policy = p.target_permissions_policy(region="ap-northeast-2", account=DST, repository_prefixes=["team-a/"])
     policy["Statement"][1]["Action"].append("ecr:PushEverything")
-    assert "UNKNOWN_ACTION" in {issue for issue, _, _ in findings(parliament, policy)}
+    assert "UNKNOWN_ACTION" in {finding[0] for finding in findings(parliament, policy)}
