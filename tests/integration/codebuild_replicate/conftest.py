@@ -89,7 +89,7 @@ class Replication:
             pass
 
     # -- running the module -------------------------------------------------------------------------------
-    def playbook(self, tasks: str, extra_env: dict | None = None, **variables) -> dict:
+    def playbook(self, tasks: str, extra_env: dict | None = None, timeout: int = 1500, **variables) -> dict:
         """Run tasks on localhost; every task that registers ``r_<name>`` is returned under ``<name>``."""
         run = self.tmp / ("run-" + uuid.uuid4().hex[:8])
         run.mkdir()
@@ -117,7 +117,7 @@ class Replication:
         proc = subprocess.run(
             [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
              "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{run / 'vars.json'}", str(run / "play.yml")],
-            env=env, capture_output=True, text=True, timeout=1500, cwd=run,
+            env=env, capture_output=True, text=True, timeout=timeout, cwd=run,
         )
         assert out.exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
         result = json.loads(out.read_text())

@@ -76,7 +76,7 @@ def test_copies_small_catalog_identically_then_starts_nothing(replication, execu
     sb.reset_target()
     out = replication.playbook(FACTS + REPLICATE % "first" + FACTS.replace("r_facts", "r_after")
                                + REPLICATE.replace("r_facts", "r_after") % "second",
-                               **variables(replication, executor, batch_size=15))
+                               **variables(replication, executor, batch_size=20))
     first, second = out["first"], out["second"]
     assert not first.get("failed"), first.get("msg")
     source = replication.source_images()
@@ -86,7 +86,7 @@ def test_copies_small_catalog_identically_then_starts_nothing(replication, execu
     assert summary["copied"] + summary["present"] == len(source) and summary["copied"] >= len(source) // 2
     assert first["changed"] is True
     if executor == "codebuild":
-        assert len(first["builds"]) == math.ceil(len(source) / 15)
+        assert len(first["builds"]) == math.ceil(len(source) / 20)
         assert all(b["status"] == "SUCCEEDED" and b["log_group"] for b in first["builds"])
         assert any("concurrentBuildLimit" in w for w in first.get("warnings", []))
         assert_no_secrets(replication, first["builds"])

@@ -30,7 +30,7 @@ PLAY = """
     batch_size: 50
     parallel_copies: 8
     poll_interval: 2
-    wait_timeout: 5400
+    wait_timeout: 6000
   register: r_copy%(n)s
   ignore_errors: true
 """
@@ -41,7 +41,7 @@ def test_large_catalog_in_few_builds_then_nothing(replication):
     sb.catalog_for("large")  # seeds the large profile into the source account
     sb.reset_target()
     out = replication.playbook(PLAY % {"n": 1, "project": PROJECT} + PLAY % {"n": 2, "project": PROJECT},
-                               dest_region=sb.dest_region, role_arn=replication.target_role_arn,
+                               timeout=7200, dest_region=sb.dest_region, role_arn=replication.target_role_arn,
                                external_id=replication.external_id)
     first, second = out["copy1"], out["copy2"]
     assert not first.get("failed"), first.get("msg")
