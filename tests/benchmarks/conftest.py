@@ -44,6 +44,15 @@ TARGET_ROLE = "EcrBenchTarget"  # ours: ExternalId required
 SEED_TARGET_ROLE = "EcrBenchSeedTarget"  # the seed's: no ExternalId (as in the seed)
 
 
+OUTCOMES: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Outcome of every benchmark, for results.md."""
+    if report.when == "call" or report.outcome != "passed":
+        OUTCOMES.setdefault(report.nodeid.split("::", 1)[-1], report.outcome)
+
+
 # -- report --------------------------------------------------------------------------------------------------------
 
 
@@ -84,7 +93,10 @@ class Report:
             """)
         setup = table(["setting", "value"], [[k, v] for k, v in {**self.machine, **settings}.items()])
         body = "".join(f"\n## {title}\n\n{text}\n" for title, text in sorted(self.sections))
-        return head + setup + "\n" + body
+        outcomes = table(["benchmark", "outcome"], [[name, outcome] for name, outcome in OUTCOMES.items()])
+        return (
+            head + setup + "\n\nOutcome of the assertions (ratios and counts) in this run:\n\n" + outcomes + "\n" + body
+        )
 
 
 @pytest.fixture(scope="session")
