@@ -367,14 +367,14 @@ def _cell(value: Any) -> str:
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)
     return lines
 
 
 def _short_digest(digest: str) -> str:
-    algo, _, hexpart = digest.partition(":")
-    return f"{algo}:{hexpart[:12]}" if hexpart else digest
+    algo, sep, hexpart = digest.partition(":")
+    return f"{algo}{sep}{hexpart[:12]}" if hexpart else digest
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:

@@ -48,7 +48,7 @@ def run_playbook(
     env = sandbox.subprocess_env(
         ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default", PWD=str(cwd)
     )
-    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -39,6 +39,7 @@ def run_module(args: dict, *flags: str) -> dict:
         text=True,
         env=env,
         timeout=120,
+        check=False,
     )
     out = json.loads(proc.stdout)
     return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
