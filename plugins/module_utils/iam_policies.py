@@ -34,6 +34,13 @@ ECR_SOURCE_READ_ACTIONS = (
     "ecr:ListImages",
 )
 
+# Only with ``read_repository_settings``: read what the build copies to a repository it creates when asked
+# (replicator REPL_COPY_LIFECYCLE_POLICY / REPL_COPY_REPOSITORY_POLICY).
+ECR_SOURCE_SETTINGS_ACTIONS = (
+    "ecr:GetLifecyclePolicy",
+    "ecr:GetRepositoryPolicy",
+)
+
 # Actions the build needs on a destination repository: create it when missing, describe and
 # compare what is there, push layers and manifests (which also sets the tags), tag the repository.
 ECR_TARGET_WRITE_ACTIONS = (
@@ -56,6 +63,9 @@ ECR_TARGET_SETTINGS_ACTIONS = (
     "ecr:PutImageTagMutability",
     "ecr:PutLifecyclePolicy",
 )
+
+# Only with ``allow_repository_policy``: copy the source repository policy (a permissions-management action).
+ECR_TARGET_POLICY_ACTIONS = ("ecr:SetRepositoryPolicy",)
 
 # What ECR cross-account replication needs in the destination registry policy.
 ECR_REPLICATION_ACTIONS = (
@@ -270,6 +280,7 @@ def codebuild_service_policy(
     repository_prefixes: Any,
     destination_role_arns: Any,
     all_repositories: bool = False,
+    read_repository_settings: bool = False,
 ) -> dict:
     """Permissions of the CodeBuild service role (source account)."""
     region = validate_region(region, "region")
@@ -284,7 +295,7 @@ def codebuild_service_policy(
             _statement("GetEcrAuthorizationToken", [ECR_AUTH_ACTION], ["*"]),
             _statement(
                 "ReadSourceRepositories",
-                ECR_SOURCE_READ_ACTIONS,
+                ECR_SOURCE_READ_ACTIONS + (ECR_SOURCE_SETTINGS_ACTIONS if read_repository_settings else ()),
                 ecr_repository_arns(region, account, prefixes, all_repositories),
             ),
             _statement("AssumeDestinationRoles", [STS_ASSUME_ROLE_ACTION], role_arns),
@@ -317,6 +328,7 @@ def target_permissions_policy(
     repository_prefixes: Any,
     all_repositories: bool = False,
     allow_repository_settings: bool = False,
+    allow_repository_policy: bool = False,
 ) -> dict:
     """Permissions of the destination role: push into repositories under the prefixes."""
     region = validate_region(region, "region")
@@ -325,6 +337,8 @@ def target_permissions_policy(
     actions = list(ECR_TARGET_WRITE_ACTIONS)
     if allow_repository_settings:
         actions.extend(ECR_TARGET_SETTINGS_ACTIONS)
+    if allow_repository_policy:
+        actions.extend(ECR_TARGET_POLICY_ACTIONS)
     return {
         "Version": POLICY_VERSION,
         "Statement": [

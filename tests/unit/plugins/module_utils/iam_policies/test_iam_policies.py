@@ -128,6 +128,21 @@ def test_target_permissions_policy_repository_settings_are_opt_in():
     assert p.action_resource_pairs(target_policy(allow_repository_settings=True)) == expected
 
 
+def test_source_repository_settings_are_opt_in():
+    expected = (
+        pairs({"logs:CreateLogStream", "logs:PutLogEvents"}, LOG_ARNS)
+        | {("ecr:GetAuthorizationToken", "*")}
+        | pairs(SOURCE_READ | {"ecr:GetLifecyclePolicy", "ecr:GetRepositoryPolicy"}, SRC_REPOS)
+        | {("sts:AssumeRole", TARGET_ROLE)}
+    )
+    assert p.action_resource_pairs(service_policy(read_repository_settings=True)) == expected
+
+
+def test_target_repository_policy_is_opt_in_on_its_own():
+    expected = {("ecr:GetAuthorizationToken", "*")} | pairs(TARGET_WRITE | {"ecr:SetRepositoryPolicy"}, DST_REPOS)
+    assert p.action_resource_pairs(target_policy(allow_repository_policy=True)) == expected
+
+
 def test_target_policy_never_deletes():
     for policy in (target_policy(), target_policy(allow_repository_settings=True), service_policy()):
         actions = {action for action, resource in p.action_resource_pairs(policy)}

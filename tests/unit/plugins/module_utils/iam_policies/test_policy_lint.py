@@ -24,15 +24,16 @@ def findings(parliament, policy, community=False):
 
 def identity_policies():
     for prefixes, all_repos in (([], True), (["team-a/", "app"], False)):
-        yield "codebuild_service", p.codebuild_service_policy(
-            region="ap-south-1",
-            account=SRC,
-            log_group_name="/aws/codebuild/ecr-replication",
-            repository_prefixes=prefixes,
-            all_repositories=all_repos,
-            destination_role_arns=[TARGET_ROLE],
-        )
         for settings in (False, True):
+            yield "codebuild_service", p.codebuild_service_policy(
+                region="ap-south-1",
+                account=SRC,
+                log_group_name="/aws/codebuild/ecr-replication",
+                repository_prefixes=prefixes,
+                all_repositories=all_repos,
+                destination_role_arns=[TARGET_ROLE],
+                read_repository_settings=settings,
+            )
             yield "target_permissions", p.target_permissions_policy(
                 region="ap-northeast-2",
                 account=DST,
@@ -70,6 +71,15 @@ def test_community_auditors_only_flag_the_credentials_by_design(parliament, poli
     for issue, detail, location in findings(parliament, policy, community=True):
         assert issue == "CREDENTIALS_EXPOSURE"
         assert set(location["actions"]) <= {"ecr:getauthorizationtoken", "sts:assumerole"}
+
+
+def test_repository_policy_permission_is_flagged_as_permissions_management(parliament):
+    # Why ecr:SetRepositoryPolicy has its own opt-in (target_role_allow_repository_policy).
+    policy = p.target_permissions_policy(
+        region="ap-northeast-2", account=DST, repository_prefixes=["team-a/"], allow_repository_policy=True
+    )
+    assert findings(parliament, policy) == []
+    assert "PERMISSIONS_MANAGEMENT_ACTIONS" in {finding[0] for finding in findings(parliament, policy, True)}
 
 
 def test_linter_catches_a_widened_policy(parliament):
