@@ -24,7 +24,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection
 def operation(headers, body: bytes) -> str:
     target = headers.get("X-Amz-Target")
     if target:  # "AmazonEC2ContainerRegistry_V20150921.DescribeImages", "CodeBuild_20161006.StartBuild"
-        service, _, op = target.partition(".")
+        service, op = target.split(".", 1) if "." in target else (target, "")
         return f"{service.split('_')[0]}:{op}"
     form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
     if "Action" in form:

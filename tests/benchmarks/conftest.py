@@ -60,7 +60,10 @@ def table(headers: list[str], rows: list[list]) -> str:
     """A Markdown table (also readable on a terminal)."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+
+    def line(row):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"
+
     return "\n".join([line(cells[0]), "| " + " | ".join("-" * w for w in widths) + " |"] + [line(r) for r in cells[1:]])
 
 
@@ -278,6 +281,7 @@ class Bench:
             text=True,
             timeout=3600,
             cwd=run,
+            check=False,
         )
         seconds = time.time() - started
         assert out.exists(), proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -34,7 +34,7 @@ def test_builds_and_minutes_vs_seed(bench, report):
     )
     by_key = {(i["repository"], i["digest"]): i for i in images}
     # The seed as written: one build per (first page) tagged image, with imageTags[0] only.
-    seed_found, _ = list_seed_000(bench.sandbox.client("ecr"))
+    seed_found = list_seed_000(bench.sandbox.client("ecr"))[0]
     seed_images = [dict(by_key[(s["repository"], s["digest"])], tags=[s["tag"]]) for s in seed_found]
     seed = batching.plan([[i] for i in seed_images], parallel_copies=1, max_concurrent_builds=CONCURRENT)
     # The seed's approach made complete: one build per image of the catalog (what copying everything would take).
