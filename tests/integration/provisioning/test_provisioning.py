@@ -164,6 +164,7 @@ def test_provision_idempotent_check_diff_and_teardown(provisioner, sandbox):
         ({}, "x", "external_id: must be 2 to 1224 characters"),
         ({"dest_region": "seoul"}, None, "region: must be an AWS region name"),
         ({"dest_role": "arn:aws:iam::222222222222:user/bob"}, None, "dest_role: must be a role name or the ARN"),
+        ({"dest_account": "333333333333"}, None, "the destination is account 333333333333"),
     ],
 )
 def test_bad_input_fails_clearly_before_any_change(sandbox, tmp_path, extra, external_id, message):
