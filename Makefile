@@ -66,7 +66,9 @@ sandbox: deps
 sandbox-down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tests.sandbox stop; else echo "no sandbox running"; fi
 
+# A fresh sandbox each time, so the demo always starts from the seeded catalog.
 demo: deps
+	@$(BIN)/python -m tests.sandbox stop >/dev/null
 	@$(BIN)/python -m tests.sandbox start --profile small
 	@bash tests/sandbox/demo.sh
 

@@ -31,7 +31,7 @@ if [ -f tests/molecule.sh ]; then
 fi
 step "ansible-lint (production profile) + changelog lint" bash tests/lint.sh
 if [ -f execution-environment.yml ]; then
-  step "ansible-builder create" bash -c 'd=$(mktemp -d); ansible-builder create -f execution-environment.yml -c "$d/context" >/dev/null && test -f "$d/context/Containerfile"; rc=$?; rm -rf "$d"; exit $rc'
+  step "ansible-builder create" bash -c 'd=$(mktemp -d); ansible-builder create -f execution-environment.yml -c "$d/context" --output-filename Containerfile >/dev/null && test -f "$d/context/Containerfile"; rc=$?; rm -rf "$d"; exit $rc'
 fi
 step "ansible-test sanity" bash tests/sanity.sh
 

@@ -1,40 +1,36 @@
 #!/usr/bin/env bash
-# make demo: the sandbox is up (Makefile started it); show the flow a user runs against it.
+# make demo: a fresh sandbox is up (the Makefile started it); run what a user runs against it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 set -a; source .sandbox/env; set +a
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$PWD/.ansible/collections"
+export ANSIBLE_LOCAL_TEMP="$PWD/.ansible/tmp"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "Seeded source registry ($SANDBOX_SOURCE_ACCOUNT, $SANDBOX_SOURCE_REGION): repositories and image counts"
+say "Seeded source registry ($SANDBOX_SOURCE_ACCOUNT, $SANDBOX_SOURCE_REGION), as the AWS CLI sees it"
 for repo in $(aws ecr describe-repositories --query 'repositories[].repositoryName' --output text); do
   printf '  %-22s %3s images\n' "$repo" "$(aws ecr describe-images --repository-name "$repo" --query 'length(imageDetails)' --output text)"
 done
 
-say "Copy one multi-arch image to the target account ($SANDBOX_TARGET_ACCOUNT, $SANDBOX_DEST_REGION) with skopeo and an assumed role"
-repo=platform/base
-digest=$(aws ecr describe-images --repository-name "$repo" --filter tagStatus=TAGGED \
-  --query "imageDetails[?contains(imageManifestMediaType, 'index') || contains(imageManifestMediaType, 'list')] | [0].imageDigest" --output text)
-tag=$(aws ecr describe-images --repository-name "$repo" --image-ids imageDigest="$digest" --query 'imageDetails[0].imageTags[0]' --output text)
-src_host=$(aws ecr get-authorization-token --query 'authorizationData[0].proxyEndpoint' --output text | sed 's#^https://##')
-dst_host=$(aws --profile target ecr get-authorization-token --region "$SANDBOX_DEST_REGION" --query 'authorizationData[0].proxyEndpoint' --output text | sed 's#^https://##')
-aws --profile target ecr create-repository --region "$SANDBOX_DEST_REGION" --repository-name "demo/$repo" >/dev/null 2>&1 || true
-# Tokens go to skopeo on stdin, into a private auth file that is removed afterwards.
-authdir=$(mktemp -d); trap 'rm -rf "$authdir"' EXIT
-export REGISTRY_AUTH_FILE="$authdir/auth.json"
-aws ecr get-login-password | skopeo login --username AWS --password-stdin "$src_host" >/dev/null
-aws --profile target ecr get-login-password --region "$SANDBOX_DEST_REGION" | skopeo login --username AWS --password-stdin "$dst_host" >/dev/null
-skopeo copy --all --preserve-digests "docker://$src_host/$repo@$digest" "docker://$dst_host/demo/$repo:$tag"
-say "Destination now has:"
-aws --profile target ecr describe-images --region "$SANDBOX_DEST_REGION" --repository-name "demo/$repo" \
-  --query 'imageDetails[].[imageDigest, join(`,`, imageTags || `[]`), imageManifestMediaType]' --output table
-src_raw=$(skopeo inspect --raw "docker://$src_host/$repo@$digest" | sha256sum | cut -d' ' -f1)
-dst_raw=$(skopeo inspect --raw "docker://$dst_host/demo/$repo:$tag" | sha256sum | cut -d' ' -f1)
-[ "sha256:$src_raw" = "$digest" ] && [ "$src_raw" = "$dst_raw" ] && echo "digest preserved: $digest"
+dest=(-e dest_region="$SANDBOX_DEST_REGION" -e dest_account="$SANDBOX_TARGET_ACCOUNT")
+reports="$PWD/reports"
+rm -rf "$reports"
 
-if [ -f playbooks/replicate.yml ] && [ -f tests/sandbox/demo_playbooks.sh ]; then
-  bash tests/sandbox/demo_playbooks.sh
-fi
+say "1. Provision: CodeBuild project + service role (source), assumable role (target $SANDBOX_TARGET_ACCOUNT)"
+ansible-playbook playbooks/provision.yml "${dest[@]}" -e dest_profile=target -e all_repositories=true
+
+say "2. Dry run: facts and plan only, nothing copied"
+ansible-playbook playbooks/replicate.yml "${dest[@]}" -e dry_run=true -e report_dir="$reports/dry-run"
+
+say "3. Replicate Mumbai ($SANDBOX_SOURCE_REGION) -> Seoul ($SANDBOX_DEST_REGION), across accounts"
+ansible-playbook playbooks/replicate.yml "${dest[@]}" -e poll_interval=5 -e report_dir="$reports"
+
+say "4. Re-run: nothing missing, no build, changed=0"
+ansible-playbook playbooks/replicate.yml "${dest[@]}" -e report_dir="$reports/rerun" | tee "$reports/rerun.log" | tail -n 4
+
+say "Report of the copy"
+cat "$reports/ecr-replication-report.md"
+say "Reports: $reports/ecr-replication-report.md (Markdown) and $reports/ecr-replication-report.json (JSON)"
 say "Sandbox left running: 'source .sandbox/env' to explore it, 'make sandbox-down' to stop it."
