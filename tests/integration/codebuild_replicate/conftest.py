@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -114,11 +115,18 @@ class Replication:
             ANSIBLE_RETRY_FILES_ENABLED="0",
             **(extra_env or {}),
         )
-        proc = subprocess.run(
+        # Own process group: on timeout the forked task workers (and the module they run) go too.
+        proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
              "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{run / 'vars.json'}", str(run / "play.yml")],
-            env=env, capture_output=True, text=True, timeout=timeout, cwd=run,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run, start_new_session=True,
         )
+        try:
+            proc.stdout, proc.stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
         assert out.exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
         result = json.loads(out.read_text())
         result["_stdout"] = proc.stdout
