@@ -102,6 +102,7 @@ options:
       - Wait for every build to finish and return the per-image results.
       - With V(false) the first O(max_concurrent_builds) builds start and their ids are returned at once; call the
         module again with O(build_ids) to follow them, and again with the (re-compared) images for what is left.
+      - O(executor=local) always waits.
     type: bool
     default: true
   wait_timeout:
