@@ -102,6 +102,17 @@ class PolicyInputError(ValueError):
         super().__init__(f"{option}: {message}")
 
 
+def flag(value: Any, option: str) -> bool:
+    """A boolean input; the strings Ansible passes from ``-e x=false`` are read as what they say."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0", ""):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise PolicyInputError(option, f"must be true or false, got {value!r}")
+
+
 def partition_for_region(region: str) -> str:
     """The ARN partition of a region (``aws``, ``aws-cn``, ``aws-us-gov``)."""
     if region.startswith("cn-"):
@@ -184,7 +195,7 @@ def validate_repository_prefixes(prefixes: Any, all_repositories: bool, option: 
     ``*`` (or an empty prefix, which matches everything) is refused: granting every repository
     must be asked for explicitly with the ``all_repositories`` flag.
     """
-    if all_repositories:
+    if flag(all_repositories, "all_repositories"):
         if prefixes:
             raise PolicyInputError(option, "must be empty when all repositories are allowed (all_repositories: true)")
         return []
@@ -217,7 +228,7 @@ def ecr_repository_arns(
     """Repository ARNs for the prefixes (``repository/<prefix>*``), or ``repository/*`` for all."""
     partition = partition_for_region(region)
     base = f"arn:{partition}:ecr:{region}:{account}:repository/"
-    if all_repositories:
+    if flag(all_repositories, "all_repositories"):
         return [base + "*"]
     return [f"{base}{prefix}*" for prefix in prefixes]
 
@@ -256,7 +267,7 @@ def codebuild_trust_policy(*, region: str, account: str, project_name: str, rest
     account = validate_account_id(account, "account")
     project_name = validate_name(project_name, "project_name")
     condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": account}}
-    if restrict_to_project:
+    if flag(restrict_to_project, "restrict_to_project"):
         condition["ArnLike"] = {"aws:SourceArn": codebuild_project_arn(region, account, project_name)}
     return {
         "Version": POLICY_VERSION,
@@ -295,7 +306,8 @@ def codebuild_service_policy(
             _statement("GetEcrAuthorizationToken", [ECR_AUTH_ACTION], ["*"]),
             _statement(
                 "ReadSourceRepositories",
-                ECR_SOURCE_READ_ACTIONS + (ECR_SOURCE_SETTINGS_ACTIONS if read_repository_settings else ()),
+                ECR_SOURCE_READ_ACTIONS
+                + (ECR_SOURCE_SETTINGS_ACTIONS if flag(read_repository_settings, "read_repository_settings") else ()),
                 ecr_repository_arns(region, account, prefixes, all_repositories),
             ),
             _statement("AssumeDestinationRoles", [STS_ASSUME_ROLE_ACTION], role_arns),
@@ -335,9 +347,9 @@ def target_permissions_policy(
     account = validate_account_id(account, "account")
     prefixes = validate_repository_prefixes(repository_prefixes, all_repositories, "repository_prefixes")
     actions = list(ECR_TARGET_WRITE_ACTIONS)
-    if allow_repository_settings:
+    if flag(allow_repository_settings, "allow_repository_settings"):
         actions.extend(ECR_TARGET_SETTINGS_ACTIONS)
-    if allow_repository_policy:
+    if flag(allow_repository_policy, "allow_repository_policy"):
         actions.extend(ECR_TARGET_POLICY_ACTIONS)
     return {
         "Version": POLICY_VERSION,

@@ -314,3 +314,14 @@ def test_policies_equal_ignores_order_and_scalar_lists():
     }
     assert p.policies_equal(a, json.dumps(b))
     assert not p.policies_equal(a, None)
+
+
+def test_flags_given_as_strings_mean_what_they_say():
+    # ansible-playbook -e all_repositories=false passes the string "false": it must not grant repository/*.
+    assert p.action_resource_pairs(target_policy(all_repositories="false")) == p.action_resource_pairs(target_policy())
+    everything = target_policy(repository_prefixes=[], all_repositories="true")
+    assert {r for a, r in p.action_resource_pairs(everything) if a == "ecr:PutImage"} == {
+        f"arn:aws:ecr:{DST_REGION}:{DST}:repository/*"
+    }
+    with pytest.raises(p.PolicyInputError, match="^allow_repository_policy: must be true or false"):
+        target_policy(allow_repository_policy="maybe")
