@@ -210,7 +210,7 @@ def seed(config: SandboxConfig, profile: str, env: dict[str, str]) -> dict[str, 
     auth = ecr.get_authorization_token()["authorizationData"][0]
     import base64
 
-    user, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
+    user, _unused, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
     started = time.time()
     # requests verifies the registry's certificate against the sandbox CA bundle.
     os.environ["REQUESTS_CA_BUNDLE"] = env["REQUESTS_CA_BUNDLE"]

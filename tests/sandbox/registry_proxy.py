@@ -68,7 +68,7 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
         if getattr(self, "_body_read", False):
             return
         self._body_read = True
-        for _ in self._iter_body():
+        for _unused in self._iter_body():
             pass
 
     def _iter_body(self):
@@ -109,7 +109,7 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
             self._error(401, "DENIED", "Not Authorized", challenge)
             return False
         try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            user, _unused, password = base64.b64decode(header[6:]).decode().partition(":")
         except Exception:
             self._error(401, "DENIED", "Not Authorized", challenge)
             return False

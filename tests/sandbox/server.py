@@ -339,12 +339,12 @@ def serve(config: SandboxConfig, verbose: bool = False) -> None:
 
     def blob_exists(account: str, region: str, name: str, digest: str) -> bool:
         proxy = proxies[f"{account}-{region}"]
-        status, _, _ = proxy.backend_request("HEAD", f"/v2/{name}/blobs/{digest}")
+        status, _unused, _unused = proxy.backend_request("HEAD", f"/v2/{name}/blobs/{digest}")
         return status == 200
 
     def manifest_to_registry(account, region, name, digest, manifest, media_type) -> None:
         proxy = proxies[f"{account}-{region}"]
-        status, _, body = proxy.backend_request(
+        status, _unused, body = proxy.backend_request(
             "PUT", f"/v2/{name}/manifests/{digest}", manifest, {"Content-Type": media_type}
         )
         if status not in (200, 201):

@@ -40,7 +40,9 @@ COPY_BUILDSPEC = textwrap.dedent(r"""
       build:
         commands:
           - skopeo copy --all --preserve-digests "docker://$SRC_HOST/$SRC_REPO:$SRC_TAG" "docker://$DST_HOST/$DST_REPO:$SRC_TAG"
-          - COPIED_DIGEST=$(target ecr describe-images --repository-name "$DST_REPO" --image-ids imageTag="$SRC_TAG" --query 'imageDetails[0].imageDigest' --output text)
+          - >-
+            COPIED_DIGEST=$(target ecr describe-images --repository-name "$DST_REPO" --image-ids imageTag="$SRC_TAG"
+            --query 'imageDetails[0].imageDigest' --output text)
           - echo "copied $COPIED_DIGEST"
     """).lstrip("\n")
 

@@ -260,7 +260,7 @@ def test_account_quota_queues_builds_and_queue_limit(codebuild, tmp_path):
     codebuild.ctx.queue_limit = 1
     gate = tmp_path / "gate"
     create(codebuild, spec=gate_spec(gate))
-    ids = [codebuild.call("StartBuild", projectName="proj")["build"]["id"] for _ in range(3)]
+    ids = [codebuild.call("StartBuild", projectName="proj")["build"]["id"] for _unused in range(3)]
     running = [codebuild.wait(i, until=lambda b: b["currentPhase"] == "BUILD") for i in ids[:2]]
     assert all(b["buildStatus"] == "IN_PROGRESS" for b in running)
     time.sleep(0.3)

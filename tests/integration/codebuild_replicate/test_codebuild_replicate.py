@@ -52,7 +52,7 @@ def variables(replication, executor, **extra):
             role_arn=replication.target_role_arn,
             external_id=replication.external_id,
         ),
-        **{k: v for k, v in extra.items()},
+        **dict(extra),
     )
 
 

@@ -121,7 +121,7 @@ BAD_INPUT = [
 
 def test_bad_input_fails_cleanly_naming_the_option(sandbox, image_info):
     no_role = "arn:aws:iam::222222222222:role/NoSuchRole"
-    calls = [{"args": {"region": sandbox.source_region, **args}} for args, _ in BAD_INPUT]
+    calls = [{"args": {"region": sandbox.source_region, **args}} for args, _unused in BAD_INPUT]
     calls.append(
         {"args": {"region": sandbox.source_region, "compare_to": {"region": "ap-northeast-2", "role_arn": no_role}}}
     )

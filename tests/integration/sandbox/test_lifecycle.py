@@ -25,7 +25,7 @@ def _cli(*args: str, directory, port: int, timeout: float = 60) -> subprocess.Co
     return subprocess.run(
         [sys.executable, "-m", "tests.sandbox", *args, "--dir", str(directory), "--base-port", str(port)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-    )
+     check=False,)
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_start_twice_reuses_and_stop_cleans_up(private_sandbox):
     first = _cli("start", "--profile", "none", directory=config.sandbox_dir, port=config.base_port)
     assert first.returncode == 0, first.stderr
     pid = lifecycle.running_pid(config)
-    _, report = lifecycle.health(config)
+    _unused, report = lifecycle.health(config)
     children = [r["backend_pid"] for r in report["registries"].values()]
 
     second = _cli("start", "--profile", "none", directory=config.sandbox_dir, port=config.base_port, timeout=20)
@@ -56,7 +56,7 @@ def test_start_twice_reuses_and_stop_cleans_up(private_sandbox):
     assert "stopped" in stopped.stdout
     for child in [pid, *children]:
         with pytest.raises(ProcessLookupError):
-            for _ in range(50):
+            for _unused in range(50):
                 os.kill(child, 0)
                 time.sleep(0.1)
 
@@ -77,7 +77,7 @@ def test_port_in_use_gives_a_clear_message(private_sandbox):
 def test_a_crashed_registry_is_reported_not_hung(private_sandbox):
     config = private_sandbox
     lifecycle.start(config, "none")
-    _, report = lifecycle.health(config)
+    _unused, report = lifecycle.health(config)
     victim_key, victim = next(iter(report["registries"].items()))
     os.kill(victim["backend_pid"], signal.SIGKILL)
     deadline = time.time() + 10

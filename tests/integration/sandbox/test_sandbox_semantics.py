@@ -48,16 +48,16 @@ def test_registry_refuses_requests_without_a_valid_token(sandbox):
     assert response.status_code == 401
     assert "Basic" in response.headers["WWW-Authenticate"]
 
-    forged, _ = _registry(sandbox, password="not-a-token")
+    forged, _unused = _registry(sandbox, password="not-a-token")
     assert forged.get(f"{base}/v2/{repo}/tags/list").status_code == 401
 
     # A token of the target account is no good for the source account's registry.
-    other, _ = _registry(sandbox, password=sandbox.registry_password("target"))
+    other, _unused = _registry(sandbox, password=sandbox.registry_password("target"))
     response = other.get(f"{base}/v2/{repo}/tags/list")
     assert response.status_code == 401
     assert "not 111111111111" in response.text
 
-    valid, _ = _registry(sandbox, password=sandbox.registry_password())
+    valid, _unused = _registry(sandbox, password=sandbox.registry_password())
     assert valid.get(f"{base}/v2/{repo}/tags/list").status_code == 200
 
 

@@ -215,7 +215,7 @@ def test_failing_finally_fails_the_phase():
 
 @pytest.mark.parametrize("failing", ["install", "pre_build"])
 def test_install_or_pre_build_failure_skips_later_phases(failing):
-    text = f"""
+    text = """
         version: 0.2
         phases:
           install:

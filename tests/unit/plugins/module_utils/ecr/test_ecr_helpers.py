@@ -138,7 +138,9 @@ def test_describe_images_walks_every_page_with_the_maximum_page_size(stubbed):
 
 def test_describe_repositories_pages_and_registry_id(stubbed):
     client, stubber = stubbed
-    repo = lambda n: {"repositoryName": f"r{n}", "repositoryUri": f"127.0.0.1:1/r{n}"}  # noqa: E731
+    def repo(n):
+        return {"repositoryName": f"r{n}", "repositoryUri": f"127.0.0.1:1/r{n}"}
+
     stubber.add_response(
         "describe_repositories",
         {"repositories": [repo(n) for n in range(1000)], "nextToken": "t"},

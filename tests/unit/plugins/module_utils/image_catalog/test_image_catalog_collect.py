@@ -53,7 +53,7 @@ def by_digest(result):
 
 
 def test_listing_every_image_every_tag_platforms_referrers(seeded):
-    src, _, digests = seeded
+    src, _unused, digests = seeded
     result = ic.collect(src, ic.build_filters())
     assert [r["name"] for r in result["repositories"]] == ["app/api", "app/web", "tools"]
     images = by_digest(result)
@@ -127,7 +127,7 @@ def test_after_copying_the_rest_everything_is_present(seeded, oci):
 
 
 def test_filters_through_collect(seeded):
-    src, _, digests = seeded
+    src, _unused, digests = seeded
     result = ic.collect(src, ic.build_filters(repositories=["app/web"], tag_regex="^v1$"))
     assert set(by_digest(result)) == {digests[n] for n in ("amd", "arm", "index", "signature", "cosign")}
     result = ic.collect(src, ic.build_filters(repository_prefix="app/", include_untagged=False))
@@ -138,7 +138,7 @@ def test_filters_through_collect(seeded):
 
 
 def test_repository_details(seeded):
-    src, _, _ = seeded
+    src, _unused, _unused = seeded
     lifecycle = {
         "rules": [
             {
@@ -169,7 +169,7 @@ def test_call_counts_stay_within_the_bound(seeded):
     """R repositories, one page each (moto): DescribeRepositories once per side, DescribeImages once per
     repository, BatchGetImage only for app/web (indexes first, then the possible referrers) and never for the
     Docker-only repository or the destination."""
-    src, dst, _ = seeded
+    src, dst, _unused = seeded
     calls = {"source": count_api_calls(src, {}), "destination": count_api_calls(dst, {})}
     result = ic.collect(src, ic.build_filters(), destination_client=dst, api_calls=calls)
     assert calls["source"] == {"DescribeRepositories": 1, "DescribeImages": 3, "BatchGetImage": 2}

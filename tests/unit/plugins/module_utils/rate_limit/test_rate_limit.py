@@ -23,9 +23,9 @@ class FakeClock:
 def test_burst_then_rate():
     clock = FakeClock()
     bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
-    for _ in range(10):
+    for _unused in range(10):
         assert bucket.acquire() == 0
-    for _ in range(50):
+    for _unused in range(50):
         bucket.acquire()
     # 60 calls at 10/s with a burst of 10: at least 5 s of (fake) time.
     assert clock.now == pytest.approx(5.0)
@@ -47,12 +47,12 @@ def test_real_threads_stay_under_rate():
     lock = threading.Lock()
 
     def worker():
-        for _ in range(10):
+        for _unused in range(10):
             bucket.acquire()
             with lock:
                 stamps.append(time.monotonic())
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker) for _unused in range(4)]
     for t in threads:
         t.start()
     for t in threads:
