@@ -56,7 +56,8 @@ def run_modules(
         text=True,
         timeout=900,
         cwd=str(tmp_path),
-     check=False,)
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return json.loads(out.read_text())
 

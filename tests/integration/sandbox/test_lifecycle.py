@@ -25,7 +25,8 @@ def _cli(*args: str, directory, port: int, timeout: float = 60) -> subprocess.Co
     return subprocess.run(
         [sys.executable, "-m", "tests.sandbox", *args, "--dir", str(directory), "--base-port", str(port)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-     check=False,)
+        check=False,
+    )
 
 
 @pytest.fixture

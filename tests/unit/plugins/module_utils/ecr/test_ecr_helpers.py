@@ -138,6 +138,7 @@ def test_describe_images_walks_every_page_with_the_maximum_page_size(stubbed):
 
 def test_describe_repositories_pages_and_registry_id(stubbed):
     client, stubber = stubbed
+
     def repo(n):
         return {"repositoryName": f"r{n}", "repositoryUri": f"127.0.0.1:1/r{n}"}
 
