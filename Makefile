@@ -20,7 +20,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.ansible/collections
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 
 .PHONY: help deps apt-deps venv collection sandbox sandbox-down demo test unit integration lint sanity \
-        molecule changelog-lint benchmark clean
+        molecule changelog-lint buildspec benchmark clean
 
 help:
 	@echo "make demo          start the sandbox and run the replication flow against it"
@@ -28,6 +28,7 @@ help:
 	@echo "make sandbox       start the local AWS sandbox in the background (writes .sandbox/env)"
 	@echo "make sandbox-down  stop every process the sandbox started"
 	@echo "make benchmark     long benchmarks (large catalog); not part of make test"
+	@echo "make buildspec     regenerate buildspec.yml from plugins/module_utils/replicator.py"
 
 deps: apt-deps venv collection
 
@@ -86,6 +87,12 @@ sanity: deps
 
 test: deps
 	@bash tests/run_tests.sh
+
+# buildspec.yml is generated from plugins/module_utils/replicator.py (a unit test checks they agree).
+buildspec: collection
+	@PYTHONPATH=$(ANSIBLE_COLLECTIONS_PATH) $(BIN)/python -m \
+	  ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator > buildspec.yml
+	@echo "buildspec.yml regenerated"
 
 benchmark: deps
 	@$(BIN)/python -m pytest -q tests/benchmarks -s $(PYTEST_ARGS)
