@@ -30,7 +30,11 @@ def test_build_install_and_render_docs(tmp_path):
     assert ".venv/" not in listing and ".sandbox/" not in listing
     # Galaxy is not reachable here: install without dependencies; the ansible package provides them.
     install_root = tmp_path / "collections"
-    _run(str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(install_root), str(tarball))
+    # --force: the work tree itself is on ANSIBLE_COLLECTIONS_PATH, which galaxy would call "already installed".
+    _run(
+        str(BIN / "ansible-galaxy"), "collection", "install", "--force", "--no-deps", "-p", str(install_root), str(tarball)
+    )
+    assert (install_root / "ansible_collections" / "cloudops" / "ecr_replication" / "plugins" / "modules").is_dir()
     env = dict(os.environ)
     env["ANSIBLE_COLLECTIONS_PATH"] = str(install_root)
     modules = sorted(p.stem for p in (REPO_ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
