@@ -14,7 +14,10 @@ step() {
 }
 
 export SANDBOX_TEST_DIR="$PWD/.sandbox-test"
-export SANDBOX_TEST_BASE_PORT=${SANDBOX_TEST_BASE_PORT:-26000}
+if [ -z "${SANDBOX_TEST_BASE_PORT:-}" ]; then
+  SANDBOX_TEST_BASE_PORT=$(python -c 'from tests.sandbox.lifecycle import free_base_port; print(free_base_port(26000))')
+fi
+export SANDBOX_TEST_BASE_PORT
 # Builds in tests use short CodeBuild "minutes" so that timeouts can be exercised in seconds.
 export SANDBOX_CODEBUILD_MINUTE_SECONDS=${SANDBOX_CODEBUILD_MINUTE_SECONDS:-5}
 python -m tests.sandbox stop --dir "$SANDBOX_TEST_DIR" --base-port "$SANDBOX_TEST_BASE_PORT" >/dev/null 2>&1 || true

@@ -123,10 +123,7 @@ def start_test_sandbox(tmp_root: Path) -> tuple[SandboxConfig, dict[str, str], b
         config = SandboxConfig(tmp_root / "sandbox", int(os.environ["SANDBOX_TEST_BASE_PORT"]))
     else:
         # Several test runs may share the machine: take the first block of free ports from 26000 on.
-        for base in range(TEST_BASE_PORT, TEST_BASE_PORT + 2000, 50):
-            config = SandboxConfig(tmp_root / "sandbox", base)
-            if not any(lifecycle.port_in_use(port) for port in config.all_ports):
-                break
+        config = SandboxConfig(tmp_root / "sandbox", lifecycle.free_base_port(TEST_BASE_PORT))
     env = lifecycle.start(config, "small")
     return config, env, True
 

@@ -65,6 +65,14 @@ def port_in_use(port: int) -> bool:
     return False
 
 
+def free_base_port(start: int, step: int = 50, attempts: int = 40) -> int:
+    """The first base port from `start` on whose whole block of sandbox ports is free."""
+    for base in range(start, start + step * attempts, step):
+        if not any(port_in_use(port) for port in SandboxConfig(Path("/nonexistent"), base).all_ports):
+            return base
+    raise SandboxError(f"no free block of sandbox ports between {start} and {start + step * attempts}")
+
+
 def check_prerequisites() -> None:
     from shutil import which
 
