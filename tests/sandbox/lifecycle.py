@@ -220,10 +220,11 @@ def seed(config: SandboxConfig, profile: str, env: dict[str, str]) -> dict[str, 
 
     user, _unused, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
     started = time.time()
-    # requests verifies the registry's certificate against the sandbox CA bundle.
-    os.environ["REQUESTS_CA_BUNDLE"] = env["REQUESTS_CA_BUNDLE"]
+    # Verify the registry against this sandbox's CA; never through os.environ, which other sandboxes
+    # started in the same process (tests) would then share.
+    registry = RegistryClient(auth["proxyEndpoint"], user, password, verify=env["REQUESTS_CA_BUNDLE"])
     try:
-        catalog = push_catalog(build_catalog(profile), ecr, RegistryClient(auth["proxyEndpoint"], user, password))
+        catalog = push_catalog(build_catalog(profile), ecr, registry)
     except Exception as exc:
         raise SandboxError(f"seeding the {profile} catalog failed: {exc}") from exc
     catalog.setdefault("seconds", round(time.time() - started, 2))

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.sandbox
 
 def _registry(sandbox, account="source", region=None, password=None):
     session = requests.Session()
+    # trust_env off: requests would otherwise prefer $REQUESTS_CA_BUNDLE over session.verify.
+    session.trust_env = False
     session.verify = sandbox.env["REQUESTS_CA_BUNDLE"]
     if password is not None:
         session.auth = ("AWS", password)
