@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 VENV        ?= .venv
 BIN         := $(VENV)/bin
-APT_PACKAGES := skopeo docker-registry jq git
+APT_PACKAGES := skopeo docker-registry jq git shellcheck
 # The newest Python >= 3.12 wins (ansible-core 2.20+); 3.11 falls back to ansible-core 2.19.
 PYTHON_CANDIDATES := python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) \
                      $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) python3.11 python3

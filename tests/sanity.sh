@@ -30,6 +30,6 @@ print(re.search(r"pip='([0-9.]+)'", text).group(1))
 PY
 )
 mkdir -p ~/.ansible/test/cache
-cp "$root/tests/sanity_support/get_pip.py" ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+cp "$root/tests/sanity_support/get_pip.py" "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 PYVER=$("$sanity_venv/bin/python" -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')
 "$sanity_venv/bin/ansible-test" sanity --requirements --python "$PYVER" --color no "$@"
