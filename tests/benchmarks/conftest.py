@@ -25,6 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox.fixtures import ensure_trusted_role
+from tests.sandbox.fixtures import replace_codebuild_project
+
 from tests.benchmarks.seed_approach import SEED_BUILDSPEC
 from tests.benchmarks.seed_approach import SEED_PROJECT
 
@@ -157,17 +160,6 @@ def large_sandbox(tmp_path_factory):
             lifecycle.stop(config)
 
 
-def _role(iam, name, principal, condition=None):
-    statement = {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
-    if condition:
-        statement["Condition"] = condition
-    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-    try:
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=document)
-    except iam.exceptions.EntityAlreadyExistsException:
-        iam.update_assume_role_policy(RoleName=name, PolicyDocument=document)
-
-
 class Bench:
     """The large sandbox plus what both approaches need to run in it."""
 
@@ -183,11 +175,11 @@ class Bench:
 
     def provision(self) -> None:
         sb = self.sandbox
-        _role(sb.client("iam"), BUILD_ROLE, {"Service": "codebuild.amazonaws.com"})
+        ensure_trusted_role(sb.client("iam"), BUILD_ROLE, {"Service": "codebuild.amazonaws.com"})
         target_iam = sb.client("iam", "target")
         trusted = {"AWS": [self.build_role_arn, f"arn:aws:iam::{sb.source_account}:root"]}
-        _role(target_iam, TARGET_ROLE, trusted, {"StringEquals": {"sts:ExternalId": self.external_id}})
-        _role(target_iam, SEED_TARGET_ROLE, trusted)
+        ensure_trusted_role(target_iam, TARGET_ROLE, trusted, {"StringEquals": {"sts:ExternalId": self.external_id}})
+        ensure_trusted_role(target_iam, SEED_TARGET_ROLE, trusted)
         seed_env = {
             "dest_region": sb.dest_region,
             "dest_account": sb.target_account,
@@ -201,25 +193,7 @@ class Bench:
             (OUR_PROJECT, (REPO_ROOT / "buildspec.yml").read_text(), {}),
             (SEED_PROJECT, SEED_BUILDSPEC, seed_env),
         ):
-            try:
-                codebuild.delete_project(name=name)
-            except Exception:  # noqa: BLE001 - absent
-                pass
-            codebuild.create_project(
-                name=name,
-                source={"type": "NO_SOURCE", "buildspec": buildspec},
-                artifacts={"type": "NO_ARTIFACTS"},
-                environment={
-                    "type": "LINUX_CONTAINER",
-                    "image": "aws/codebuild/amazonlinux-x86_64-standard:5.0",
-                    "computeType": "BUILD_GENERAL1_SMALL",
-                    "environmentVariables": [
-                        {"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()
-                    ],
-                },
-                serviceRole=self.build_role_arn,
-                timeoutInMinutes=60,
-            )
+            replace_codebuild_project(codebuild, name, buildspec, self.build_role_arn, variables, timeoutInMinutes=60)
 
     def subset_repositories(self, images: int) -> list[str]:
         """Deterministic: every 4th repository in name order (``bulk/*`` left out, so the subset mixes teams, indexes

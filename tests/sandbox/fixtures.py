@@ -112,6 +112,43 @@ class Sandbox:
                     ecr.delete_repository(repositoryName=repo["repositoryName"], force=True)
 
 
+def ensure_trusted_role(iam, name: str, principal: dict[str, Any], condition: dict[str, Any] | None = None) -> None:
+    """Create the role with this trust policy, or put the policy on the role that exists."""
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    try:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=document)
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=document)
+
+
+def replace_codebuild_project(
+    codebuild, name: str, buildspec: str, service_role: str, variables: dict[str, str] | None = None, **settings: Any
+) -> dict[str, Any]:
+    """A fresh NO_SOURCE project running `buildspec` (an existing project of that name is deleted first)."""
+    try:
+        codebuild.delete_project(name=name)
+    except codebuild.exceptions.ResourceNotFoundException:
+        pass
+    return codebuild.create_project(
+        name=name,
+        source={"type": "NO_SOURCE", "buildspec": buildspec},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "image": "aws/codebuild/amazonlinux-x86_64-standard:5.0",
+            "computeType": "BUILD_GENERAL1_SMALL",
+            "environmentVariables": [
+                {"name": key, "value": value, "type": "PLAINTEXT"} for key, value in (variables or {}).items()
+            ],
+        },
+        serviceRole=service_role,
+        **settings,
+    )["project"]
+
+
 def start_test_sandbox(tmp_root: Path) -> tuple[SandboxConfig, dict[str, str], bool]:
     """Reuse the sandbox named by $SANDBOX_ENV_FILE's directory (make test starts one), else start a private one."""
     shared = os.environ.get("SANDBOX_TEST_DIR")

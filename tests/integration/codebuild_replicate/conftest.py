@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox.fixtures import ensure_trusted_role
+from tests.sandbox.fixtures import replace_codebuild_project
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = REPO_ROOT / ".ansible" / "collections"
 BUILD_ROLE = "EcrReplTestBuild"
@@ -39,13 +42,10 @@ class Replication:
     def provision(self) -> None:
         sb = self.sandbox
         iam = sb.client("iam")
-        self._role(iam, BUILD_ROLE, {"Service": "codebuild.amazonaws.com"})
+        ensure_trusted_role(iam, BUILD_ROLE, {"Service": "codebuild.amazonaws.com"})
         target_iam = sb.client("iam", "target")
-        try:  # re-created with this run's ExternalId
-            target_iam.delete_role(RoleName=TARGET_ROLE)
-        except target_iam.exceptions.NoSuchEntityException:
-            pass
-        self._role(
+        # The trust policy is put anew, with this run's ExternalId.
+        ensure_trusted_role(
             target_iam,
             TARGET_ROLE,
             {"AWS": [self.build_role_arn, f"arn:aws:iam::{sb.source_account}:root"]},
@@ -53,41 +53,11 @@ class Replication:
         )
         buildspec = (REPO_ROOT / "buildspec.yml").read_text()
         codebuild = sb.client("codebuild")
-        for name, extra_env in (
-            (PROJECT, []),
-            (FLAKY_PROJECT, [{"name": "REPL_SKOPEO", "value": str(FLAKY_SKOPEO), "type": "PLAINTEXT"},
-                             {"name": "FLAKY_STATE", "value": str(self.flaky_state), "type": "PLAINTEXT"},
-                             {"name": "REPL_BACKOFF", "value": "0.2", "type": "PLAINTEXT"}]),
-        ):
-            try:
-                codebuild.delete_project(name=name)
-            except Exception:  # noqa: BLE001 - absent
-                pass
-            codebuild.create_project(
-                name=name,
-                source={"type": "NO_SOURCE", "buildspec": buildspec},
-                artifacts={"type": "NO_ARTIFACTS"},
-                environment={
-                    "type": "LINUX_CONTAINER",
-                    "image": "aws/codebuild/amazonlinux-x86_64-standard:5.0",
-                    "computeType": "BUILD_GENERAL1_SMALL",
-                    "environmentVariables": extra_env,
-                },
-                serviceRole=self.build_role_arn,
-                concurrentBuildLimit=2,
-                timeoutInMinutes=30,
+        flaky_env = {"REPL_SKOPEO": str(FLAKY_SKOPEO), "FLAKY_STATE": str(self.flaky_state), "REPL_BACKOFF": "0.2"}
+        for name, variables in ((PROJECT, {}), (FLAKY_PROJECT, flaky_env)):
+            replace_codebuild_project(
+                codebuild, name, buildspec, self.build_role_arn, variables, concurrentBuildLimit=2, timeoutInMinutes=30
             )
-
-    @staticmethod
-    def _role(iam, name, principal, condition=None):
-        statement = {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
-        if condition:
-            statement["Condition"] = condition
-        try:
-            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [statement]}))
-        except iam.exceptions.EntityAlreadyExistsException:
-            pass
 
     # -- running the module -------------------------------------------------------------------------------
     def playbook(self, tasks: str, extra_env: dict | None = None, timeout: int = 1500, **variables) -> dict:
