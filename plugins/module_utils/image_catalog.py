@@ -7,7 +7,7 @@
 """The image catalog behind ``ecr_image_info``: listing, filters, comparison and summary.
 
 Plain typed Python. The pure parts (:func:`build_filters`, :func:`select_repositories`, :func:`link_images`,
-:func:`select_images`, :func:`compare_images`, :func:`summarize`) take and return plain data; :func:`collect`
+:func:`select_images`, :func:`compared_images`, :func:`summarize`) take and return plain data; :func:`collect`
 drives them with boto3 ECR clients through the helpers of ``module_utils/ecr.py``.
 
 Vocabulary:
@@ -214,7 +214,6 @@ class Image:
     referrer_kind: Optional[str] = None
     referrers: List[str] = field(default_factory=list)
     manifest_read: bool = False
-    destination: Optional[Dict[str, Any]] = None
 
     @property
     def is_index(self) -> bool:
@@ -226,7 +225,7 @@ class Image:
 
     def to_dict(self) -> Dict[str, Any]:
         uri = self.repository_uri
-        result = {
+        return {
             "repository": self.repository,
             "registry_id": self.registry_id,
             "digest": self.digest,
@@ -249,9 +248,6 @@ class Image:
             "referrer_count": len(self.referrers),
             "destination_status": None,
         }
-        if self.destination is not None:
-            result.update(self.destination)
-        return result
 
 
 def image_record(detail: Dict[str, Any], repository_uri: Optional[str] = None) -> Image:
@@ -484,14 +480,22 @@ class DestinationRepository:
 
 def compare_image(image: Image, destination: Optional[DestinationRepository]) -> Dict[str, Any]:
     """The destination fields of one image (``destination`` None: the repository does not exist)."""
+    return compare_digest(image.digest, image.tags, destination)
+
+
+def compare_digest(
+    digest: str, source_tags: Iterable[str], destination: Optional[DestinationRepository]
+) -> Dict[str, Any]:
+    """The destination fields of a digest with these source tags: the one set of rules for every comparison."""
     destination = destination or DestinationRepository()
-    present = image.digest in destination.digest_tags
+    tags = sorted(set(source_tags))
+    present = digest in destination.digest_tags
     conflicts = [
         {"tag": tag, "destination_digest": destination.tag_digest[tag]}
-        for tag in image.tags
-        if tag in destination.tag_digest and destination.tag_digest[tag] != image.digest
+        for tag in tags
+        if tag in destination.tag_digest and destination.tag_digest[tag] != digest
     ]
-    missing_tags = [tag for tag in image.tags if tag not in destination.tag_digest]
+    missing_tags = [tag for tag in tags if tag not in destination.tag_digest]
     if conflicts:
         status = "tag_conflict"
     elif not present:
@@ -503,16 +507,18 @@ def compare_image(image: Image, destination: Optional[DestinationRepository]) ->
     return {
         "destination_status": status,
         "destination_digest_present": present,
-        "destination_tags": list(destination.digest_tags.get(image.digest, [])),
+        "destination_tags": list(destination.digest_tags.get(digest, [])),
         "missing_tags": missing_tags,
         "conflicting_tags": conflicts,
     }
 
 
-def compare_images(images: Iterable[Image], destinations: Dict[str, Optional[DestinationRepository]]) -> None:
-    """Set ``destination`` on every image; ``destinations``: repository name -> contents (None: missing)."""
-    for image in images:
-        image.destination = compare_image(image, destinations.get(image.repository))
+def compared_images(
+    images: Iterable[Image], contents: Dict[str, Optional[DestinationRepository]]
+) -> List[Dict[str, Any]]:
+    """The return records of ``images`` with their destination fields; ``contents``: repository name -> what the
+    destination repository holds (None: it does not exist)."""
+    return [dict(image.to_dict(), **compare_image(image, contents.get(image.repository))) for image in images]
 
 
 # Summary
@@ -645,6 +651,84 @@ def repository_details(client, repo: Dict[str, Any], registry_id: Optional[str] 
     }
 
 
+@dataclass
+class Destination:
+    """A registry to compare with: an ECR client of its region, its account (None: the client's own) and a name.
+
+    ``api_calls`` is the counter of the calls made to it (``count_api_calls``), reported in its summary."""
+
+    client: Any
+    registry_id: Optional[str] = None
+    name: Optional[str] = None
+    api_calls: Optional[Dict[str, int]] = None
+
+    @property
+    def where(self) -> str:
+        region = getattr(getattr(self.client, "meta", None), "region_name", None)
+        text = "destination" + (f" {region}" if region else "")
+        return text + (f" registry {self.registry_id}" if self.registry_id else "")
+
+
+@dataclass
+class Comparison:
+    """What one destination holds of the selected repositories."""
+
+    uris: Dict[str, Optional[str]]  # repository name -> destination URI (None: the repository does not exist)
+    contents: Dict[str, Optional[DestinationRepository]]
+    registry_id: Optional[str]
+
+    @property
+    def missing_repositories(self) -> List[str]:
+        return sorted(name for name, uri in self.uris.items() if uri is None)
+
+    def repository_fields(self, name: str) -> Dict[str, Any]:
+        return {"destination_exists": self.uris[name] is not None, "destination_uri": self.uris[name]}
+
+
+def compare_destination(destination: Destination, repository_names: Iterable[str]) -> Comparison:
+    """List the named repositories in ``destination`` (one DescribeRepositories listing, DescribeImages for each
+    repository that exists there)."""
+    wanted = set(repository_names)
+    with _context(destination.where):
+        found = {
+            r["repositoryName"]: r
+            for r in ecr.describe_repositories(destination.client, registry_id=destination.registry_id)
+            if r["repositoryName"] in wanted
+        }
+    comparison = Comparison(uris={}, contents={}, registry_id=destination.registry_id)
+    for name in sorted(wanted):
+        repo = found.get(name)
+        comparison.uris[name] = repo.get("repositoryUri") if repo else None
+        comparison.contents[name] = None
+        if repo is None:
+            continue
+        comparison.registry_id = comparison.registry_id or repo.get("registryId")
+        with _context(f"{destination.where}, repository {name}"):
+            details = ecr.describe_images(destination.client, name, registry_id=destination.registry_id)
+        comparison.contents[name] = DestinationRepository.from_details(details)
+    return comparison
+
+
+def compared_result(
+    repositories: List[Dict[str, Any]],
+    images: List[Image],
+    comparison: Comparison,
+    api_calls: Optional[Dict[str, Dict[str, int]]] = None,
+) -> Dict[str, Any]:
+    """``repositories``, ``images``, ``missing_repositories`` and ``summary`` as compared with one destination.
+
+    The source records are copied, not changed, so that one source listing serves several destinations."""
+    records = [dict(record, **comparison.repository_fields(record["name"])) for record in repositories]
+    images_out = compared_images(images, comparison.contents)
+    missing = comparison.missing_repositories
+    return {
+        "repositories": records,
+        "images": images_out,
+        "missing_repositories": missing,
+        "summary": summarize(records, images_out, missing, api_calls),
+    }
+
+
 def collect(
     client,
     filters: ImageFilters,
@@ -654,13 +738,21 @@ def collect(
     destination_client=None,
     destination_registry_id: Optional[str] = None,
     api_calls: Optional[Dict[str, Dict[str, int]]] = None,
+    destinations: Optional[List[Destination]] = None,
 ) -> Dict[str, Any]:
-    """List, filter and (with ``destination_client``) compare. Returns the module's result keys.
+    """List, filter and compare. Returns the module's result keys.
+
+    With ``destination_client`` the images and repositories of the result carry the destination fields. With
+    ``destinations`` the source is listed once and ``result["destinations"]`` holds one compared result per
+    destination (:func:`compared_result`, plus ``name`` and ``registry_id``), in the order given; the top-level
+    images then carry no destination fields.
 
     Raises :class:`CatalogOptionError` for an unknown repository name, ``ecr.AnsibleECRError`` for API errors.
     """
     if fetch_manifests not in FETCH_MANIFESTS:
         raise CatalogOptionError("fetch_manifests", f"must be one of {', '.join(FETCH_MANIFESTS)}")
+    if destination_client is not None and destinations:
+        raise ValueError("destination_client and destinations are mutually exclusive")
     source = f"source registry {registry_id}" if registry_id else "source registry"
     with _context(source):
         all_repos = ecr.describe_repositories(client, registry_id=registry_id)
@@ -679,43 +771,40 @@ def collect(
         record["image_count"] = len(images)
         repositories.append(record)
         selected.extend(images)
+    names = [record["name"] for record in repositories]
 
-    missing_repositories: List[str] = []
-    destination_registry = destination_registry_id
     if destination_client is not None:
-        region = getattr(getattr(destination_client, "meta", None), "region_name", None)
-        where = "destination" + (f" {region}" if region else "")
-        where += f" registry {destination_registry_id}" if destination_registry_id else ""
-        wanted = {record["name"] for record in repositories}
-        with _context(where):
-            dest_repos = {
-                r["repositoryName"]: r
-                for r in ecr.describe_repositories(destination_client, registry_id=destination_registry_id)
-                if r["repositoryName"] in wanted
-            }
-        destinations: Dict[str, Optional[DestinationRepository]] = {}
-        for record in repositories:
-            dest = dest_repos.get(record["name"])
-            record["destination_exists"] = dest is not None
-            record["destination_uri"] = dest.get("repositoryUri") if dest else None
-            if dest is None:
-                missing_repositories.append(record["name"])
-                destinations[record["name"]] = None
-                continue
-            destination_registry = destination_registry or dest.get("registryId")
-            with _context(f"{where}, repository {record['name']}"):
-                details = ecr.describe_images(destination_client, record["name"], registry_id=destination_registry_id)
-            destinations[record["name"]] = DestinationRepository.from_details(details)
-        compare_images(selected, destinations)
+        comparison = compare_destination(Destination(destination_client, destination_registry_id), names)
+        result = compared_result(repositories, selected, comparison, api_calls)
+        result["manifest_failures"] = failures
+        result["destination_registry_id"] = comparison.registry_id
+        return result
 
     images_out = [image.to_dict() for image in selected]
-    result: Dict[str, Any] = {
+    result = {
         "repositories": repositories,
         "images": images_out,
-        "missing_repositories": sorted(missing_repositories),
+        "missing_repositories": [],
         "manifest_failures": failures,
-        "summary": summarize(repositories, images_out, missing_repositories, api_calls),
     }
-    if destination_client is not None:
-        result["destination_registry_id"] = destination_registry
+    if destinations:
+        result["destinations"] = []
+        for destination in destinations:
+            comparison = compare_destination(destination, names)
+            compared = compared_result(
+                repositories, selected, comparison, {"destination": destination.api_calls or {}}
+            )
+            result["destinations"].append(
+                dict(compared, name=destination.name, registry_id=comparison.registry_id)
+            )
+        api_calls = dict(api_calls or {}, destination=_add_up(d.api_calls or {} for d in destinations))
+    result["summary"] = summarize(repositories, images_out, [], api_calls)
     return result
+
+
+def _add_up(counters: Iterable[Dict[str, int]]) -> Dict[str, int]:
+    total: Dict[str, int] = {}
+    for counter in counters:
+        for operation, calls in counter.items():
+            total[operation] = total.get(operation, 0) + calls
+    return total

@@ -353,6 +353,8 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import start_build
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import AnsibleECRError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import list_images
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import DestinationRepository
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import compare_digest
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import PolicyInputError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_account_id
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_external_id
@@ -414,27 +416,17 @@ def destination_ecr(module, dest_region, role_arn, external_id):
     return module.client("ecr", **extra)
 
 
-def look_up_destination(module, ecr, images, registry_id):
-    """Give images without destination_status one from the destination (present / missing / tag_conflict)."""
+def look_up_destination(ecr, images, registry_id):
+    """Compare the images without destination_status with the destination (image_catalog's rules)."""
     by_repo = {}
     for image in images:
         if image.get("destination_status") is None:
             by_repo.setdefault(image["repository"], []).append(image)
     for repo, repo_images in by_repo.items():
-        ids = list_images(ecr, repo, registry_id)  # [] when the repository does not exist
-        tags = {i["imageTag"]: i["imageDigest"] for i in ids if i.get("imageTag")}
-        digests = {i["imageDigest"] for i in ids}
+        # [] when the repository does not exist: every image is missing
+        contents = DestinationRepository.from_image_ids(list_images(ecr, repo, registry_id))
         for image in repo_images:
-            conflicts = [t for t in image["tags"] if tags.get(t, image["digest"]) != image["digest"]]
-            missing = [t for t in image["tags"] if t not in tags]
-            image["destination_tags"] = sorted(t for t, d in tags.items() if d == image["digest"])
-            image["missing_tags"] = missing
-            if conflicts:
-                image["destination_status"] = "tag_conflict"
-            elif image["digest"] in digests and not missing:
-                image["destination_status"] = "present"
-            else:
-                image["destination_status"] = "missing"
+            image.update(compare_digest(image["digest"], image["tags"], contents))
 
 
 def skipped_result(image):
@@ -591,7 +583,7 @@ def run(module):
             module.warn("cannot look the destination up with the module's credentials (%s); the builds will skip "
                         "what is present" % e)
     if dest_ecr is not None and p["skip_present"]:
-        look_up_destination(module, dest_ecr, images, p["dest_account"] or (dest_account if p["dest_role_arn"] else None))
+        look_up_destination(dest_ecr, images, p["dest_account"] or (dest_account if p["dest_role_arn"] else None))
 
     to_copy, skipped = batching.select_images(images, p["skip_present"], p["force_tags"])
     skipped_results = [skipped_result(i) for i in skipped]

@@ -18,6 +18,8 @@ description:
   - With O(compare_to), looks the same repositories up in a destination region and/or account and gives every image
     a RV(images[].destination_status) (V(present), V(missing), V(missing_tags), V(tag_conflict)), and lists the
     destination repositories that do not exist.
+  - With O(destinations), compares with several destinations at once and lists the source only once: each
+    destination gets its own comparison in RV(destinations).
   - Only images in the C(ACTIVE) state are listed (C(DescribeImages)' default); archived images are left out on both
     sides.
   - This module is read-only. It never changes anything in AWS and never reports C(changed).
@@ -125,6 +127,44 @@ options:
           - The session name used when assuming O(compare_to.role_arn).
         type: str
         default: ecr-image-info
+  destinations:
+    description:
+      - Compare the selected images with several destinations, each described as in O(compare_to), listing the
+        source registry once for all of them (with O(compare_to) in a loop the source is listed once per
+        destination).
+      - The result has one entry per destination in RV(destinations), in the order given; the top-level
+        RV(images) and RV(repositories) then carry no destination fields.
+      - Mutually exclusive with O(compare_to).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - A name for this destination, returned as RV(destinations[].name); must be unique.
+          - Defaults to V(<registry_id>/<region>), or V(<region>) without O(destinations[].registry_id).
+        type: str
+      region:
+        description:
+          - The destination region.
+        type: str
+        required: true
+      registry_id:
+        description:
+          - The AWS account ID of the destination registry. Defaults to the account of the destination credentials.
+        type: str
+      role_arn:
+        description:
+          - ARN of a role to assume (C(sts:AssumeRole) with the module's credentials) to read this destination.
+        type: str
+      external_id:
+        description:
+          - The external ID to pass when assuming O(destinations[].role_arn).
+        type: str
+      role_session_name:
+        description:
+          - The session name used when assuming O(destinations[].role_arn).
+        type: str
+        default: ecr-image-info
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -170,6 +210,25 @@ EXAMPLES = r"""
 - name: Images that still have to be copied
   ansible.builtin.debug:
     msg: "{{ facts.images | selectattr('destination_status', 'in', ['missing', 'missing_tags']) | list }}"
+
+- name: Compare with a DR region of the same account and with another account, listing the source once
+  cloudops.ecr_replication.ecr_image_info:
+    region: ap-south-1
+    destinations:
+      - region: ap-southeast-1
+      - name: partner
+        region: ap-northeast-2
+        registry_id: "222222222222"
+        role_arn: arn:aws:iam::222222222222:role/EcrReplicationTarget
+        external_id: "{{ ecr_replication_external_id }}"
+  register: facts
+
+- name: Images still to copy, per destination
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.summary.by_status.missing }} missing, {{ item.summary.by_status.tag_conflict }} conflicts"
+  loop: "{{ facts.destinations }}"
+  loop_control:
+    label: "{{ item.name }}"
 
 - name: Through the old name (redirect)
   cloudops.ecr_replication.ecr_image_facts:
@@ -443,6 +502,45 @@ destination:
     role_arn:
       description: The role that was assumed, or null.
       type: str
+destinations:
+  description:
+    - One comparison per entry of O(destinations), in that order. Each has the keys RV(repositories),
+      RV(images), RV(missing_repositories) and RV(summary) exactly as they are returned with O(compare_to)
+      (destination fields included), plus the destination's name, region, registry ID and assumed role.
+  returned: when O(destinations) is set
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: O(destinations[].name), or its default.
+      type: str
+      sample: 222222222222/ap-northeast-2
+    region:
+      description: Destination region.
+      type: str
+    registry_id:
+      description: Destination registry (account ID), or null when it was not given and no repository shows it.
+      type: str
+    role_arn:
+      description: The role that was assumed, or null.
+      type: str
+    repositories:
+      description: As RV(repositories), with RV(repositories[].destination_exists) and RV(repositories[].destination_uri).
+      type: list
+      elements: dict
+    images:
+      description: As RV(images), with RV(images[].destination_status) and the other destination fields.
+      type: list
+      elements: dict
+    missing_repositories:
+      description: Selected source repositories that do not exist in this destination, sorted.
+      type: list
+      elements: str
+    summary:
+      description:
+        - As RV(summary), counted against this destination; RV(summary.api_calls) has the calls made to this
+          destination only (key V(destination)).
+      type: dict
 summary:
   description: Counts a playbook can print without a loop.
   returned: always
@@ -476,7 +574,9 @@ summary:
       description: Sum of RV(images[].size_bytes) over the images whose digest is absent from the destination.
       type: int
     by_status:
-      description: Number of images per RV(images[].destination_status); all zero without O(compare_to).
+      description:
+        - Number of images per RV(images[].destination_status); all zero without O(compare_to) (with
+          O(destinations), see RV(destinations[].summary.by_status)).
       type: dict
       sample: {present: 10, missing: 3, missing_tags: 1, tag_conflict: 0}
     images_per_repository:
@@ -486,7 +586,9 @@ summary:
       description: Number of selected repositories missing in the destination.
       type: int
     api_calls:
-      description: ECR and STS API calls made, per side (V(source), V(destination)) and operation name.
+      description:
+        - ECR and STS API calls made, per side (V(source), V(destination)) and operation name.
+        - With O(destinations), V(destination) adds up the calls to every destination.
       type: dict
       sample: {source: {DescribeRepositories: 1, DescribeImages: 12, BatchGetImage: 1}}
 """
@@ -514,25 +616,43 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_polic
 ROLE_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
 
 
-def validate_compare_to(compare_to):
-    """Raise PolicyInputError (naming the option) for a bad compare_to; return it cleaned."""
+def validate_compare_to(compare_to, option="compare_to"):
+    """Raise PolicyInputError (naming the option) for a bad destination; return it cleaned."""
     if not compare_to:
         return None
-    validate_region(compare_to.get("region"), "compare_to.region")
+    validate_region(compare_to.get("region"), f"{option}.region")
     if compare_to.get("registry_id"):
-        validate_account_id(compare_to["registry_id"], "compare_to.registry_id")
+        validate_account_id(compare_to["registry_id"], f"{option}.registry_id")
     if compare_to.get("role_arn"):
-        validate_role_arn(compare_to["role_arn"], "compare_to.role_arn")
+        validate_role_arn(compare_to["role_arn"], f"{option}.role_arn")
     if compare_to.get("external_id") is not None:
         if not compare_to.get("role_arn"):
-            raise PolicyInputError("compare_to.external_id", "is only used together with compare_to.role_arn")
-        validate_external_id(compare_to["external_id"], "compare_to.external_id")
+            raise PolicyInputError(f"{option}.external_id", f"is only used together with {option}.role_arn")
+        validate_external_id(compare_to["external_id"], f"{option}.external_id")
     if not ROLE_SESSION_NAME_RE.match(compare_to.get("role_session_name") or ""):
         raise PolicyInputError(
-            "compare_to.role_session_name",
+            f"{option}.role_session_name",
             f"must be 2 to 64 letters, digits or +=,.@_- (an STS session name), got {compare_to.get('role_session_name')!r}",
         )
     return compare_to
+
+
+def validate_destinations(destinations):
+    """Validate every entry of ``destinations`` (as compare_to) and give each a unique name."""
+    named = []
+    for index, destination in enumerate(destinations or []):
+        option = f"destinations[{index}]"
+        destination = dict(validate_compare_to(destination, option))
+        if not destination.get("name"):
+            region = destination["region"]
+            destination["name"] = f"{destination['registry_id']}/{region}" if destination.get("registry_id") else region
+        if any(other["name"] == destination["name"] for other in named):
+            raise PolicyInputError(
+                f"{option}.name",
+                f"{destination['name']!r} names two destinations; give each destination its own name (or region/registry_id)",
+            )
+        named.append(destination)
+    return named
 
 
 @AWSRetry.jittered_backoff()
@@ -540,7 +660,7 @@ def _assume_role(sts, **params):
     return sts.assume_role(**params)["Credentials"]
 
 
-def destination_client(module, compare_to, counter):
+def destination_client(module, compare_to, counter, option="compare_to"):
     """An ECR client for the destination region, with assumed-role credentials when role_arn is given."""
     extra = {"region": compare_to["region"]}
     if compare_to.get("role_arn"):
@@ -552,15 +672,28 @@ def destination_client(module, compare_to, counter):
         try:
             credentials = _assume_role(sts, **params)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg=f"Failed to assume {compare_to['role_arn']} (compare_to.role_arn)")
+            module.fail_json_aws(e, msg=f"Failed to assume {compare_to['role_arn']} ({option}.role_arn)")
         extra.update(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
         )
-    client = module.client("ecr", **extra)
+    try:
+        client = module.client("ecr", **extra)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Failed to connect to ECR in {compare_to['region']} ({option})")
     count_api_calls(client, counter)
     return client
+
+
+def _destination_options():
+    return dict(
+        region=dict(type="str", required=True),
+        registry_id=dict(type="str"),
+        role_arn=dict(type="str"),
+        external_id=dict(type="str", no_log=True),
+        role_session_name=dict(type="str", default="ecr-image-info"),
+    )
 
 
 def main():
@@ -575,24 +708,21 @@ def main():
         include_untagged=dict(type="bool", default=True),
         repository_details=dict(type="bool", default=False),
         fetch_manifests=dict(type="str", choices=list(image_catalog.FETCH_MANIFESTS), default="auto"),
-        compare_to=dict(
-            type="dict",
-            options=dict(
-                region=dict(type="str", required=True),
-                registry_id=dict(type="str"),
-                role_arn=dict(type="str"),
-                external_id=dict(type="str", no_log=True),
-                role_session_name=dict(type="str", default="ecr-image-info"),
-            ),
-        ),
+        compare_to=dict(type="dict", options=_destination_options()),
+        destinations=dict(type="list", elements="dict", options=dict(name=dict(type="str"), **_destination_options())),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[("compare_to", "destinations")],
+    )
     params = module.params
 
     try:
         if params["registry_id"]:
             validate_account_id(params["registry_id"], "registry_id")
         compare_to = validate_compare_to(params["compare_to"])
+        destinations = validate_destinations(params["destinations"])
         filters = image_catalog.build_filters(
             repositories=params["repositories"],
             exclude_repositories=params["exclude_repositories"],
@@ -615,10 +745,12 @@ def main():
     dest_client = None
     if compare_to:
         api_calls["destination"] = {}
-        try:
-            dest_client = destination_client(module, compare_to, api_calls["destination"])
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg=f"Failed to connect to ECR in {compare_to['region']} (compare_to)")
+        dest_client = destination_client(module, compare_to, api_calls["destination"])
+    targets = []
+    for index, destination in enumerate(destinations):
+        calls = {}
+        dest = destination_client(module, destination, calls, f"destinations[{index}]")
+        targets.append(image_catalog.Destination(dest, destination.get("registry_id"), destination["name"], calls))
 
     try:
         result = image_catalog.collect(
@@ -630,6 +762,7 @@ def main():
             destination_client=dest_client,
             destination_registry_id=(compare_to or {}).get("registry_id"),
             api_calls=api_calls,
+            destinations=targets,
         )
     except image_catalog.CatalogOptionError as e:
         module.fail_json(msg=str(e), option=e.option)
@@ -645,6 +778,8 @@ def main():
             "registry_id": result.pop("destination_registry_id", None),
             "role_arn": compare_to.get("role_arn"),
         }
+    for destination, compared in zip(destinations, result.get("destinations", [])):
+        compared.update(region=destination["region"], role_arn=destination.get("role_arn"))
     module.exit_json(changed=False, **result)
 
 

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import image_catalog
-from tests.benchmarks.call_counter import CountingProxy
+from tests.sandbox.call_counter import CountingProxy
 from tests.benchmarks.conftest import BASE_PORT
 from tests.benchmarks.conftest import CONCURRENCY
 from tests.benchmarks.conftest import E2E_IMAGES

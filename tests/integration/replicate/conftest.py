@@ -39,16 +39,22 @@ class Run:
 
 
 def run_playbook(
-    sandbox, playbook: str, cwd: Path, *args: str, extra: dict[str, Any] | None = None, timeout=900
+    sandbox,
+    playbook: str,
+    cwd: Path,
+    *args: str,
+    extra: dict[str, Any] | None = None,
+    timeout=900,
+    env: dict[str, str] | None = None,
 ) -> Run:
     command = [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOKS / playbook), *args]
     if extra:
         command += ["-e", json.dumps(extra)]
     # PWD as a shell would set it: relative report directories are relative to it
-    env = sandbox.subprocess_env(
-        ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default", PWD=str(cwd)
+    environment = sandbox.subprocess_env(
+        ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default", PWD=str(cwd), **(env or {})
     )
-    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout, check=False)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox.call_counter import CountingProxy
+
 from .conftest import EXTERNAL_ID
 from .conftest import run_playbook
 
@@ -195,6 +197,9 @@ def test_failed_copy_is_reported_then_fails_the_play(provisioned, tmp_path):
 
 
 def test_several_destinations_in_one_run(provisioned, tmp_path):
+    """Two destinations, one report, and the source listed once for both each time it is listed: for the facts,
+    before each further round of builds (batch_size 3 and one build at a time make two rounds for the five images
+    of tools/cli) and for the verification. A listing per destination would make twice as many."""
     sandbox = provisioned
     admin = sandbox.env["SANDBOX_TARGET_ADMIN_ROLE_ARN"]
     destinations = [
@@ -203,21 +208,39 @@ def test_several_destinations_in_one_run(provisioned, tmp_path):
     ]
     for region in (sandbox.dest_region, sandbox.source_region):
         _delete_destination_repository(sandbox, "tools/cli", region)
-    run = run_playbook(
-        sandbox,
-        "replicate.yml",
-        tmp_path,
-        "-e",
-        "repositories=tools/cli",
-        "-e",
-        f"external_id={EXTERNAL_ID}",
-        "-e",
-        "poll_interval=1",
-        extra={"destinations": destinations},
-    )
+    proxy = CountingProxy(int(sandbox.env["SANDBOX_BASE_PORT"]), 0).start()
+    try:
+        run = run_playbook(
+            sandbox,
+            "replicate.yml",
+            tmp_path,
+            "-e",
+            "repositories=tools/cli",
+            "-e",
+            f"external_id={EXTERNAL_ID}",
+            "-e",
+            "poll_interval=1",
+            "-e",
+            "batch_size=3",
+            "-e",
+            "max_concurrent_builds=1",
+            extra={"destinations": destinations},
+            env={"AWS_ENDPOINT_URL": proxy.url},
+        )
+        source_listings = proxy.calls_by(
+            "AmazonEC2ContainerRegistry:DescribeRepositories", sandbox.env["AWS_ACCESS_KEY_ID"], sandbox.source_region
+        )
+        destination_listings = proxy.snapshot()["AmazonEC2ContainerRegistry:DescribeRepositories"] - source_listings
+    finally:
+        proxy.stop()
     assert run.returncode == 0, run.explain()
     data, markdown = _report(tmp_path)
     expected = {k for k in _source_images(sandbox) if k[0] == "tools/cli"}
+    rounds = {dest["summary"]["builds"] for dest in data["destinations"]}
+    assert rounds == {2}, f"one build per round and destination, two rounds expected: {rounds}"
+    # facts, one comparison before round 2, verify
+    assert source_listings == 3, f"the source was listed {source_listings} times"
+    assert destination_listings == 2 * 3
     assert [d["summary"]["region"] for d in data["destinations"]] == [sandbox.dest_region, sandbox.source_region]
     for dest in data["destinations"]:
         assert dest["summary"]["copied"] == len(expected)

@@ -91,6 +91,15 @@ def test_lists_in_check_mode_and_never_changes(aws, capsys):
             {"compare_to": {"region": "ap-northeast-2", "role_session_name": "has space"}},
             "compare_to.role_session_name",
         ),
+        (
+            {"destinations": [{"region": "ap-northeast-2"}, {"region": "eu-west-1", "external_id": "secret-value"}]},
+            "destinations[1].external_id",
+        ),
+        ({"destinations": [{"region": "ap-northeast-2"}, {"region": "nowhere"}]}, "destinations[1].region"),
+        (
+            {"destinations": [{"region": "ap-northeast-2"}, {"region": "eu-west-1", "name": "ap-northeast-2"}]},
+            "destinations[1].name",
+        ),
     ],
 )
 def test_bad_input_names_the_option(aws, capsys, args, option):
@@ -136,3 +145,59 @@ def test_compare_to_assumes_the_role_and_reads_the_other_account(aws, capsys):
         "DescribeImages": 1,
     }
     assert "ext-id-1" not in json.dumps(result)
+
+
+def test_destinations_list_the_source_once_and_compare_each(aws, capsys):
+    src = aws.client("ecr", region_name="ap-south-1")
+    src.create_repository(repositoryName="app/web")
+    d1 = push(src, "app/web", "a", "v1")
+    d2 = push(src, "app/web", "b", "v2")
+    creds = aws.client("sts", region_name="ap-south-1").assume_role(RoleArn=TARGET_ROLE, RoleSessionName="test-setup")[
+        "Credentials"
+    ]
+    other_account = aws.client(
+        "ecr",
+        region_name="ap-northeast-2",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    other_account.create_repository(repositoryName="app/web")
+    push(other_account, "app/web", "a", "v1")
+    same_account = aws.client("ecr", region_name="eu-west-1")
+    same_account.create_repository(repositoryName="app/web")
+    push(same_account, "app/web", "b", "v2")
+    result = run(
+        capsys,
+        region="ap-south-1",
+        destinations=[
+            {"region": "ap-northeast-2", "registry_id": "222222222222", "role_arn": TARGET_ROLE, "external_id": "ext-id-2"},
+            {"region": "eu-west-1", "name": "dr"},
+        ],
+    )
+    assert not result.get("failed"), result.get("msg")
+    assert result["summary"]["api_calls"]["source"] == {"DescribeImages": 1, "DescribeRepositories": 1}
+    partner, dr = result["destinations"]
+    assert (partner["name"], partner["region"], partner["registry_id"], partner["role_arn"]) == (
+        "222222222222/ap-northeast-2",
+        "ap-northeast-2",
+        "222222222222",
+        TARGET_ROLE,
+    )
+    assert {i["digest"]: i["destination_status"] for i in partner["images"]} == {d1: "present", d2: "missing"}
+    assert (dr["name"], dr["registry_id"], dr["role_arn"]) == ("dr", "123456789012", None)
+    assert {i["digest"]: i["destination_status"] for i in dr["images"]} == {d1: "missing", d2: "present"}
+    assert partner["summary"]["api_calls"] == {
+        "destination": {"AssumeRole": 1, "DescribeImages": 1, "DescribeRepositories": 1}
+    }
+    assert result["summary"]["api_calls"]["destination"]["DescribeRepositories"] == 2
+    assert all(i["destination_status"] is None for i in result["images"])
+    assert "ext-id-2" not in json.dumps(result)
+
+
+def test_compare_to_and_destinations_are_exclusive(aws, capsys):
+    aws.client("ecr", region_name="ap-south-1").create_repository(repositoryName="app/web")
+    result = run(
+        capsys, region="ap-south-1", compare_to={"region": "eu-west-1"}, destinations=[{"region": "ap-northeast-2"}]
+    )
+    assert result["failed"] is True and "mutually exclusive" in result["msg"]

@@ -328,3 +328,46 @@ def test_subject_from_describe_images_needs_no_manifest(aws_env):
     images = {i["digest"]: i for i in result["images"]}
     assert images[sbom["imageDigest"]]["subject_digest"] == image["imageDigest"]
     assert images[image["imageDigest"]]["referrers"] == [sbom["imageDigest"]]
+
+
+def test_several_destinations_list_the_source_once(seeded, oci):
+    """Two destinations in one collect: each gets the comparison a single compare_to would give, while the source
+    is listed once (the same calls as a listing without destination)."""
+    import boto3
+
+    src, dst, digests = seeded
+    third = boto3.client("ecr", region_name="eu-west-1")
+    third.create_repository(repositoryName="app/api")
+    oci.put(third, "app/api", src.batch_get_image(repositoryName="app/api", imageIds=[{"imageTag": "v2"}])["images"][0][
+        "imageManifest"
+    ].encode(), tags=["v2"], media_type=oci.DOCKER_MANIFEST)
+    single = ic.collect(src, ic.build_filters(), destination_client=dst)
+
+    calls = {"source": count_api_calls(src, {})}
+    targets = [
+        ic.Destination(dst, name="seoul", api_calls=count_api_calls(dst, {})),
+        ic.Destination(third, name="ireland", api_calls=count_api_calls(third, {})),
+    ]
+    result = ic.collect(src, ic.build_filters(), destinations=targets, api_calls=calls)
+
+    assert calls["source"] == {"DescribeRepositories": 1, "DescribeImages": 3, "BatchGetImage": 2}
+    assert [d["name"] for d in result["destinations"]] == ["seoul", "ireland"]
+    seoul, ireland = result["destinations"]
+    for key in ("repositories", "images", "missing_repositories"):
+        assert seoul[key] == single[key]
+    assert seoul["summary"]["by_status"] == single["summary"]["by_status"]
+    assert seoul["summary"]["api_calls"] == {"destination": {"DescribeRepositories": 1, "DescribeImages": 1}}
+    assert ireland["missing_repositories"] == ["app/web", "tools"]
+    status = {i["digest"]: i["destination_status"] for i in ireland["images"]}
+    assert status[digests["docker"]] == "present" and status[digests["docker_old"]] == "missing"
+    assert status[digests["index"]] == "missing"
+    # the source records are shared, not changed by a comparison
+    assert all(i["destination_status"] is None for i in result["images"])
+    assert "destination_exists" not in result["repositories"][0]
+    assert result["summary"]["api_calls"]["destination"] == {"DescribeRepositories": 2, "DescribeImages": 2}
+
+
+def test_destination_client_and_destinations_are_exclusive(seeded):
+    src, dst, _unused = seeded
+    with pytest.raises(ValueError):
+        ic.collect(src, ic.build_filters(), destination_client=dst, destinations=[ic.Destination(dst)])

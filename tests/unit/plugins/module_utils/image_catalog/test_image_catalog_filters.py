@@ -252,8 +252,7 @@ def test_untagged_image_is_present_or_missing_by_digest():
 
 def test_summary_counts_and_bytes():
     images = family()
-    ic.compare_images(images, {"app": dest((1, ["v1"]), (2, []), (5, ["v2"]), (7, ["v0"]))})
-    out = [i.to_dict() for i in images]
+    out = ic.compared_images(images, {"app": dest((1, ["v1"]), (2, []), (5, ["v2"]), (7, ["v0"]))})
     summary = ic.summarize([{"name": "app"}, {"name": "empty"}], out, ["empty"], {"source": {"DescribeImages": 2}})
     assert summary["by_status"] == {"present": 3, "missing": 3, "missing_tags": 1, "tag_conflict": 0}
     assert summary["images"] == 7 and summary["tagged"] == 3 and summary["untagged"] == 4 and summary["tags"] == 4

@@ -5,13 +5,15 @@
 
 ``ansible-playbook`` runs modules in other processes, where a botocore ``before-call`` hook cannot reach; pointing
 ``AWS_ENDPOINT_URL`` of the playbook at this proxy counts every AWS API call the modules make, by service and
-operation (``X-Amz-Target`` for JSON services, ``Action=`` for query services such as STS). The builds themselves
-talk to the sandbox directly (the sandbox CodeBuild gives them its own endpoint), so they are not counted.
+operation (``X-Amz-Target`` for JSON services, ``Action=`` for query services such as STS), and by who asked where:
+the access key and region of the request's SigV4 credential scope (``calls_by``). The builds themselves talk to the
+sandbox directly (the sandbox CodeBuild gives them its own endpoint), so they are not counted.
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import threading
 import urllib.parse
 from collections import Counter
@@ -19,6 +21,12 @@ from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"}
+
+
+def credential_scope(headers) -> tuple[str, str]:
+    """(access key ID, region) of a SigV4 ``Authorization`` header; empty strings for an unsigned request."""
+    match = re.search(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/", headers.get("Authorization", ""))
+    return (match.group(1), match.group(2)) if match else ("", "")
 
 
 def operation(headers, body: bytes) -> str:
@@ -37,6 +45,7 @@ def operation(headers, body: bytes) -> str:
 class CountingProxy:
     def __init__(self, upstream_port: int, port: int):
         self.counts: Counter = Counter()
+        self.scoped: Counter = Counter()  # (operation, access key ID, region) -> calls
         self.lock = threading.Lock()
         proxy = self
 
@@ -49,8 +58,10 @@ class CountingProxy:
             def _forward(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                name = operation(self.headers, body)
                 with proxy.lock:
-                    proxy.counts[operation(self.headers, body)] += 1
+                    proxy.counts[name] += 1
+                    proxy.scoped[(name, *credential_scope(self.headers))] += 1
                 conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=300)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 conn.request(self.command, self.path, body=body, headers=headers)
@@ -82,6 +93,12 @@ class CountingProxy:
     def reset(self) -> None:
         with self.lock:
             self.counts.clear()
+            self.scoped.clear()
+
+    def calls_by(self, name: str, access_key: str, region: str) -> int:
+        """How often ``name`` (``AmazonEC2ContainerRegistry:DescribeRepositories``) was called with that access key in that region."""
+        with self.lock:
+            return self.scoped[(name, access_key, region)]
 
     def snapshot(self) -> dict[str, int]:
         with self.lock:
