@@ -18,7 +18,7 @@ description:
   - With O(compare_to), looks the same repositories up in a destination region and/or account and gives every image
     a RV(images[].destination_status) (V(present), V(missing), V(missing_tags), V(tag_conflict)), and lists the
     destination repositories that do not exist.
-  - With O(destinations), compares with several destinations at once and lists the source only once: each
+  - With O(destinations), compares with several destinations at once and lists the source only once; each
     destination gets its own comparison in RV(destinations).
   - Only images in the C(ACTIVE) state are listed (C(DescribeImages)' default); archived images are left out on both
     sides.
@@ -576,7 +576,7 @@ summary:
     by_status:
       description:
         - Number of images per RV(images[].destination_status); all zero without O(compare_to) (with
-          O(destinations), see RV(destinations[].summary.by_status)).
+          O(destinations), see the C(by_status) of RV(destinations[].summary)).
       type: dict
       sample: {present: 10, missing: 3, missing_tags: 1, tag_conflict: 0}
     images_per_repository:
