@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the Molecule scenarios of extensions/molecule/ (roles source_codebuild and target_role) against the
+# Run the Molecule scenarios of extensions/molecule/ (roles source_codebuild, target_role, replicate) against the
 # local sandbox. Expects the sandbox environment exported (`source .sandbox/env`, as tests/run_tests.sh does):
 # it refuses to run unless AWS_ENDPOINT_URL points at 127.0.0.1, so it can never act on real AWS.
 #   tests/molecule.sh                 every scenario
@@ -33,7 +33,7 @@ export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}" PY_COLORS="${PY_COLORS:-0
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-  scenarios=(source_codebuild target_role)
+  scenarios=(source_codebuild target_role replicate)
 fi
 status=0
 for scenario in "${scenarios[@]}"; do
