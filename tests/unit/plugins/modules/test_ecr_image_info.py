@@ -60,6 +60,20 @@ def push(client, repo, seed, tag=None):
     return digest
 
 
+def target_account_ecr(aws, region="ap-northeast-2"):
+    """An ECR client of the account of TARGET_ROLE (moto: assuming a role switches to its account)."""
+    creds = aws.client("sts", region_name="ap-south-1").assume_role(RoleArn=TARGET_ROLE, RoleSessionName="test-setup")[
+        "Credentials"
+    ]
+    return aws.client(
+        "ecr",
+        region_name=region,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
 def run(capsys, **args):
     with patch_module_args(args):
         with pytest.raises(SystemExit):
@@ -116,16 +130,7 @@ def test_compare_to_assumes_the_role_and_reads_the_other_account(aws, capsys):
     src.create_repository(repositoryName="app/api")
     d1 = push(src, "app/web", "a", "v1")
     d2 = push(src, "app/web", "b", "v2")
-    creds = aws.client("sts", region_name="ap-south-1").assume_role(RoleArn=TARGET_ROLE, RoleSessionName="test-setup")[
-        "Credentials"
-    ]
-    dst = aws.client(
-        "ecr",
-        region_name="ap-northeast-2",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    dst = target_account_ecr(aws)
     dst.create_repository(repositoryName="app/web")
     assert dst.describe_repositories()["repositories"][0]["registryId"] == "222222222222"
     push(dst, "app/web", "a", "v1")
@@ -152,16 +157,7 @@ def test_destinations_list_the_source_once_and_compare_each(aws, capsys):
     src.create_repository(repositoryName="app/web")
     d1 = push(src, "app/web", "a", "v1")
     d2 = push(src, "app/web", "b", "v2")
-    creds = aws.client("sts", region_name="ap-south-1").assume_role(RoleArn=TARGET_ROLE, RoleSessionName="test-setup")[
-        "Credentials"
-    ]
-    other_account = aws.client(
-        "ecr",
-        region_name="ap-northeast-2",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    other_account = target_account_ecr(aws)
     other_account.create_repository(repositoryName="app/web")
     push(other_account, "app/web", "a", "v1")
     same_account = aws.client("ecr", region_name="eu-west-1")
