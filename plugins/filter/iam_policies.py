@@ -39,6 +39,8 @@ class FilterModule:
                 "codebuild_service_policy",
                 "target_trust_policy",
                 "target_permissions_policy",
+                "reader_trust_policy",
+                "reader_permissions_policy",
                 "registry_replication_statement",
             )
         }

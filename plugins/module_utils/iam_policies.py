@@ -73,6 +73,12 @@ ECR_REPLICATION_ACTIONS = (
     "ecr:ReplicateImage",
 )
 
+# What the controller needs to compare a destination with the source and to verify a copy (the destination read
+# role): list the registry's repositories (DescribeRepositories without names acts on repository/*) and describe
+# the images of the repositories it copies to. Nothing that reads image contents, nothing that writes.
+ECR_READER_LIST_ACTIONS = ("ecr:DescribeRepositories",)
+ECR_READER_IMAGE_ACTIONS = ("ecr:DescribeImages",)
+
 LOGS_WRITE_ACTIONS = (
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -86,6 +92,9 @@ _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/([\w+=,.@/-]+)$")
 # ECR repository names: lowercase, digits, separators . _ - and / between components.
+_PRINCIPAL_ARN_RE = re.compile(
+    r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$"
+)
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*$")
 _EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _LOG_GROUP_RE = re.compile(r"^[\w./#-]{1,512}$")
@@ -159,6 +168,22 @@ def validate_role_arns(values: Any, option: str) -> list[str]:
         raise PolicyInputError(option, "must name at least one IAM role ARN")
     arns = [validate_role_arn(v, option) for v in values]
     return sorted(set(arns))
+
+
+def validate_principal_arns(values: Any, option: str) -> list[str]:
+    """IAM principals a trust policy may name: account roots, roles and users (sorted, unique)."""
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise PolicyInputError(option, "must be a list of IAM principal ARNs")
+    if not values:
+        raise PolicyInputError(option, "must name at least one IAM principal ARN")
+    for value in values:
+        if not isinstance(value, str) or not _PRINCIPAL_ARN_RE.match(value):
+            raise PolicyInputError(
+                option,
+                "must be IAM principal ARNs (arn:aws:iam::111111111111:root, ...:role/name or ...:user/name), "
+                f"got {value!r}",
+            )
+    return sorted(set(values))
 
 
 def validate_external_id(value: Any, option: str) -> str:
@@ -358,6 +383,46 @@ def target_permissions_policy(
             _statement(
                 "WriteDestinationRepositories",
                 actions,
+                ecr_repository_arns(region, account, prefixes, all_repositories),
+            ),
+        ],
+    }
+
+
+def reader_trust_policy(*, trusted_principals: Any, external_id: str) -> dict:
+    """Trust policy of the destination read role: the principals that run the comparison (by default the source
+    account), only with the external id."""
+    principals = validate_principal_arns(trusted_principals, "trusted_principals")
+    external_id = validate_external_id(external_id, "external_id")
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "ReplicationControllerAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"AWS": principals[0] if len(principals) == 1 else principals},
+                "Action": STS_ASSUME_ROLE_ACTION,
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+            }
+        ],
+    }
+
+
+def reader_permissions_policy(
+    *, region: str, account: str, repository_prefixes: Any, all_repositories: bool = False
+) -> dict:
+    """Permissions of the destination read role: list the repositories, describe the images of those under the
+    prefixes (what ecr_image_info's comparison reads)."""
+    region = validate_region(region, "region")
+    account = validate_account_id(account, "account")
+    prefixes = validate_repository_prefixes(repository_prefixes, all_repositories, "repository_prefixes")
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            _statement("ListDestinationRepositories", ECR_READER_LIST_ACTIONS, ecr_repository_arns(region, account, [], True)),
+            _statement(
+                "DescribeDestinationImages",
+                ECR_READER_IMAGE_ACTIONS,
                 ecr_repository_arns(region, account, prefixes, all_repositories),
             ),
         ],

@@ -183,9 +183,8 @@ def sandbox_env(config: SandboxConfig) -> dict[str, str]:
         "SANDBOX_SOURCE_REGION": SOURCE_REGION,
         "SANDBOX_DEST_REGION": DEST_REGION,
         "SANDBOX_TARGET_ADMIN_ROLE_ARN": f"arn:aws:iam::{TARGET_ACCOUNT}:role/{TARGET_ADMIN_ROLE}",
-        # What playbooks/replicate.yml reads by default: the role the controller assumes to read the
-        # destination (compare, verify), and the ExternalId shared by provision.yml and replicate.yml.
-        "ECR_REPLICATION_DEST_ASSUME_ROLE_ARN": f"arn:aws:iam::{TARGET_ACCOUNT}:role/{TARGET_ADMIN_ROLE}",
+        # The ExternalId shared by provision.yml and replicate.yml (what they read by default). Reading the
+        # destination goes through the read role provision.yml creates, as it would against AWS.
         "ECR_REPLICATION_EXTERNAL_ID": "sandbox-external-id-0001",
     }
 

@@ -31,6 +31,7 @@ class Provisioner:
             "project_name": f"prov-{suffix}",
             "codebuild_role_name": f"prov-{suffix}-codebuild",
             "dest_role": f"prov-{suffix}-target",
+            "dest_read_role": f"prov-{suffix}-reader",
             "repository_prefixes": ["team-a/"],
         }
 

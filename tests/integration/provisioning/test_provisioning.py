@@ -106,6 +106,26 @@ def check_provisioned(provisioner, sandbox) -> None:
     actual = inline_policy(iam_target, names["dest_role"], names["dest_role"])
     assert iam_policies.action_resource_pairs(actual) == iam_policies.action_resource_pairs(expected)
 
+    # the read role of the controller: trusted by the source account with the external id, read-only
+    reader = iam_target.get_role(RoleName=names["dest_read_role"])["Role"]
+    trust = reader["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"] == [
+        {
+            "Sid": "ReplicationControllerAssumeRole",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{src}:root"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": provisioner.external_id}},
+        }
+    ]
+    assert iam_target.list_attached_role_policies(RoleName=names["dest_read_role"])["AttachedPolicies"] == []
+    expected = iam_policies.reader_permissions_policy(
+        region=sandbox.dest_region, account=dst, repository_prefixes=names["repository_prefixes"]
+    )
+    actual = inline_policy(iam_target, names["dest_read_role"], names["dest_read_role"])
+    assert iam_policies.action_resource_pairs(actual) == iam_policies.action_resource_pairs(expected)
+
 
 def test_provision_idempotent_check_diff_and_teardown(provisioner, sandbox):
     names = provisioner.names
@@ -146,9 +166,10 @@ def test_provision_idempotent_check_diff_and_teardown(provisioner, sandbox):
     # teardown removes both sides, and only them; a second teardown changes nothing
     result = provisioner.run("teardown.yml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert stats(result)["changed"] == 4, changed_tasks(result)
+    assert stats(result)["changed"] == 5, changed_tasks(result)
     assert names["codebuild_role_name"] not in role_names(iam)
     assert names["dest_role"] not in role_names(iam_target)
+    assert names["dest_read_role"] not in role_names(iam_target)
     assert codebuild.batch_get_projects(names=[names["project_name"]])["projects"] == []
     log_group = f"/aws/codebuild/{names['project_name']}"
     assert sandbox.client("logs", "source").describe_log_groups(logGroupNamePrefix=log_group)["logGroups"] == []

@@ -24,14 +24,13 @@ pytestmark = pytest.mark.sandbox
 
 
 def _user_args(sandbox, *more: str) -> list[str]:
-    """What the issue promises a user needs after provision.yml (plus how to read the other account)."""
+    """What the issue promises a user needs after provision.yml (the external ID is the one provision.yml was
+    given; the read role it created is found by its default name)."""
     return [
         "-e",
         f"dest_region={sandbox.dest_region}",
         "-e",
         f"dest_account={sandbox.target_account}",
-        "-e",
-        f"dest_assume_role_arn={sandbox.env['SANDBOX_TARGET_ADMIN_ROLE_ARN']}",
         "-e",
         f"external_id={EXTERNAL_ID}",
         "-e",
@@ -167,6 +166,21 @@ def test_missing_dest_region_is_a_clear_error(provisioned, tmp_path):
     assert run.returncode != 0
     assert "dest_region is required" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_read_role_needs_the_external_id(provisioned, tmp_path):
+    """The read role provision.yml created trusts the source account only with the external ID: with another one
+    the comparison cannot start, the error names the option, and nothing is created in the destination."""
+    sandbox = provisioned
+    _delete_destination_repository(sandbox, "legacy-app", sandbox.dest_region)
+    args = [a if not a.startswith("external_id=") else "external_id=not-the-external-id" for a in _user_args(sandbox)]
+    run = run_playbook(sandbox, "replicate.yml", tmp_path, *args, "-e", "repositories=legacy-app")
+    assert run.returncode != 0
+    assert f"arn:aws:iam::{sandbox.target_account}:role/ecr-replication-reader" in run.stdout
+    assert "(destinations[0].role_arn)" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "not-the-external-id" not in run.stdout + run.stderr
+    assert not [key for key in _destination_images(sandbox) if key[0] == "legacy-app"]
 
 
 def test_failed_copy_is_reported_then_fails_the_play(provisioned, tmp_path):

@@ -325,3 +325,40 @@ def test_flags_given_as_strings_mean_what_they_say():
     }
     with pytest.raises(p.PolicyInputError, match="^allow_repository_policy: must be true or false"):
         target_policy(allow_repository_policy="maybe")
+
+
+def test_reader_permissions_policy_exact_grants():
+    policy = p.reader_permissions_policy(region=DST_REGION, account=DST, repository_prefixes=["team-a/", "app"])
+    registry = f"arn:aws:ecr:{DST_REGION}:{DST}:repository/*"
+    assert p.action_resource_pairs(policy) == {("ecr:DescribeRepositories", registry)} | pairs(
+        {"ecr:DescribeImages"}, DST_REPOS
+    )
+
+
+def test_reader_can_neither_write_nor_read_image_contents():
+    policy = p.reader_permissions_policy(region=DST_REGION, account=DST, repository_prefixes=[], all_repositories=True)
+    actions = {action for action, _resource in p.action_resource_pairs(policy)}
+    assert actions == {"ecr:DescribeRepositories", "ecr:DescribeImages"}
+
+
+def test_reader_trust_policy_exact():
+    root = f"arn:aws:iam::{SRC}:root"
+    assert p.reader_trust_policy(trusted_principals=[root, root], external_id=SECRET) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReplicationControllerAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": SECRET}},
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize("principals", [[], "arn:aws:iam::111111111111:root", ["*"], ["arn:aws:iam::1111:root"]])
+def test_reader_trust_policy_refuses_bad_principals(principals):
+    with pytest.raises(p.PolicyInputError) as error:
+        p.reader_trust_policy(trusted_principals=principals, external_id=SECRET)
+    assert error.value.option == "trusted_principals"

@@ -34,6 +34,9 @@ def identity_policies():
                 destination_role_arns=[TARGET_ROLE],
                 read_repository_settings=settings,
             )
+            yield "reader_permissions", p.reader_permissions_policy(
+                region="ap-northeast-2", account=DST, repository_prefixes=prefixes, all_repositories=all_repos
+            )
             yield "target_permissions", p.target_permissions_policy(
                 region="ap-northeast-2",
                 account=DST,
@@ -57,6 +60,9 @@ def trust_policies():
     yield trust
     trust = p.target_trust_policy(source_role_arn=CODEBUILD_ROLE, external_id="external-id")
     trust["Statement"][0]["Resource"] = TARGET_ROLE
+    yield trust
+    trust = p.reader_trust_policy(trusted_principals=[f"arn:aws:iam::{SRC}:root"], external_id="external-id")
+    trust["Statement"][0]["Resource"] = f"arn:aws:iam::{DST}:role/ecr-replication-reader"
     yield trust
 
 
