@@ -358,6 +358,20 @@ def target_trust_policy(*, source_role_arn: str, external_id: str) -> dict:
     }
 
 
+def validate_regions(region: Any, extra_regions: Any) -> list[str]:
+    """``region`` and the ``extra_regions`` (IAM roles are global: one role may serve several regions), unique."""
+    if extra_regions is None:
+        extra_regions = []
+    if isinstance(extra_regions, str) or not isinstance(extra_regions, (list, tuple)):
+        raise PolicyInputError("extra_regions", "must be a list of AWS region names")
+    regions = [validate_region(region, "region")] + [validate_region(r, "extra_regions") for r in extra_regions]
+    return list(dict.fromkeys(regions))
+
+
+def _repository_arns_in(regions: Iterable[str], account: str, prefixes: Iterable[str], all_repositories: Any):
+    return [arn for region in regions for arn in ecr_repository_arns(region, account, prefixes, all_repositories)]
+
+
 def target_permissions_policy(
     *,
     region: str,
@@ -366,9 +380,11 @@ def target_permissions_policy(
     all_repositories: bool = False,
     allow_repository_settings: bool = False,
     allow_repository_policy: bool = False,
+    extra_regions: Any = None,
 ) -> dict:
-    """Permissions of the destination role: push into repositories under the prefixes."""
-    region = validate_region(region, "region")
+    """Permissions of the destination role: push into repositories under the prefixes (in ``region`` and each of
+    ``extra_regions``)."""
+    regions = validate_regions(region, extra_regions)
     account = validate_account_id(account, "account")
     prefixes = validate_repository_prefixes(repository_prefixes, all_repositories, "repository_prefixes")
     actions = list(ECR_TARGET_WRITE_ACTIONS)
@@ -383,7 +399,7 @@ def target_permissions_policy(
             _statement(
                 "WriteDestinationRepositories",
                 actions,
-                ecr_repository_arns(region, account, prefixes, all_repositories),
+                _repository_arns_in(regions, account, prefixes, all_repositories),
             ),
         ],
     }
@@ -409,21 +425,25 @@ def reader_trust_policy(*, trusted_principals: Any, external_id: str) -> dict:
 
 
 def reader_permissions_policy(
-    *, region: str, account: str, repository_prefixes: Any, all_repositories: bool = False
+    *, region: str, account: str, repository_prefixes: Any, all_repositories: bool = False, extra_regions: Any = None
 ) -> dict:
     """Permissions of the destination read role: list the repositories, describe the images of those under the
-    prefixes (what ecr_image_info's comparison reads)."""
-    region = validate_region(region, "region")
+    prefixes (what ecr_image_info's comparison reads), in ``region`` and each of ``extra_regions``."""
+    regions = validate_regions(region, extra_regions)
     account = validate_account_id(account, "account")
     prefixes = validate_repository_prefixes(repository_prefixes, all_repositories, "repository_prefixes")
     return {
         "Version": POLICY_VERSION,
         "Statement": [
-            _statement("ListDestinationRepositories", ECR_READER_LIST_ACTIONS, ecr_repository_arns(region, account, [], True)),
+            _statement(
+                "ListDestinationRepositories",
+                ECR_READER_LIST_ACTIONS,
+                _repository_arns_in(regions, account, [], True),
+            ),
             _statement(
                 "DescribeDestinationImages",
                 ECR_READER_IMAGE_ACTIONS,
-                ecr_repository_arns(region, account, prefixes, all_repositories),
+                _repository_arns_in(regions, account, prefixes, all_repositories),
             ),
         ],
     }

@@ -20,6 +20,7 @@ from .config import SOURCE_ACCOUNT
 from .config import SOURCE_REGION
 from .config import TARGET_ACCOUNT
 from .config import SandboxConfig
+from .policy import UNRESTRICTED_TAG
 
 TEST_BASE_PORT = 26000
 
@@ -112,16 +113,23 @@ class Sandbox:
                     ecr.delete_repository(repositoryName=repo["repositoryName"], force=True)
 
 
+# A test fixture role that is not about permissions: the sandbox does not check its identity policies
+# (tests/sandbox/policy.py). Roles that the collection provisions never carry it.
+UNRESTRICTED_ROLE_TAGS = [{"Key": UNRESTRICTED_TAG, "Value": "true"}]
+
+
 def ensure_trusted_role(iam, name: str, principal: dict[str, Any], condition: dict[str, Any] | None = None) -> None:
-    """Create the role with this trust policy, or put the policy on the role that exists."""
+    """Create the role with this trust policy, or put the policy on the role that exists (an unrestricted
+    fixture role either way)."""
     statement: dict[str, Any] = {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
     if condition:
         statement["Condition"] = condition
     document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
     try:
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=document)
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=document, Tags=UNRESTRICTED_ROLE_TAGS)
     except iam.exceptions.EntityAlreadyExistsException:
         iam.update_assume_role_policy(RoleName=name, PolicyDocument=document)
+        iam.tag_role(RoleName=name, Tags=UNRESTRICTED_ROLE_TAGS)
 
 
 def replace_codebuild_project(

@@ -6,6 +6,7 @@ it in the background. Everything binds to 127.0.0.1.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -42,6 +43,7 @@ from moto.sts.models import sts_backends  # noqa: E402
 from moto.sts.responses import TokenResponse  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
+from . import policy  # noqa: E402
 from .ecr import EcrApiError  # noqa: E402
 from .ecr import EcrImageStore  # noqa: E402
 from .ecr import TokenAuthority  # noqa: E402
@@ -68,6 +70,29 @@ def caller_for_access_key(access_key: str) -> Caller:
     if user:
         return Caller(arn=user.arn)
     return Caller(arn=f"arn:aws:iam::{account}:root")
+
+
+def restricted_role_policies(access_key: str) -> tuple[str, list[Any]] | None:
+    """(caller ARN, identity policies) of an assumed role whose ECR calls the sandbox checks; None when it does
+    not check the caller (see policy.py: users, roots, the target administrator role, sandbox:unrestricted)."""
+    account = get_account_id_from(access_key)
+    assumed = sts_backends[account]["aws"].get_assumed_role_from_access_key(access_key)
+    if assumed is None:
+        return None
+    role_account, role_name = assumed.role_arn.split(":")[4], assumed.role_arn.split("/")[-1]
+    if role_name == TARGET_ADMIN_ROLE:
+        return None
+    try:
+        role = iam_backends[role_account]["aws"].get_role(role_name)
+    except Exception:  # the role was deleted since: its sessions keep no permission
+        return assumed.arn, []
+    tags = role.tags if isinstance(role.tags, dict) else {t["Key"]: t["Value"] for t in role.tags or []}
+    if policy.UNRESTRICTED_TAG in tags:
+        return None
+    documents: list[Any] = list(role.policies.values())
+    for managed in role.managed_policies.values():
+        documents.extend(v.document for v in managed.versions if v.is_default)
+    return assumed.arn, documents
 
 
 def _patch_sts() -> None:
@@ -118,6 +143,11 @@ class SandboxApp:
         if path == "/_sandbox/health":
             return self._json(start_response, 200 if self.status["healthy"]() else 503, self.status["report"]())
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(ECR_TARGET):
+            try:
+                self._check_identity_policies(environ, target[len(ECR_TARGET) :])
+            except policy.Denied as exc:
+                return self._error(start_response, 400, "AccessDeniedException", str(exc))
         if target.startswith(ECR_TARGET) and target[len(ECR_TARGET) :] in EcrImageStore.OPERATIONS:
             return self._call(environ, start_response, target[len(ECR_TARGET) :], self.store.handle)
         if target.startswith(CODEBUILD_TARGET):
@@ -125,6 +155,26 @@ class SandboxApp:
                 return self._error(start_response, 501, "NotImplemented", "the sandbox CodeBuild is not available")
             return self._call(environ, start_response, target[len(CODEBUILD_TARGET) :], self._codebuild)
         return self.moto(environ, start_response)
+
+    @staticmethod
+    def _check_identity_policies(environ, operation: str) -> None:
+        """Raise policy.Denied when an assumed role's policies do not allow this ECR call (the body is read and
+        put back for the handler behind)."""
+        match = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if not match:
+            return
+        restricted = restricted_role_policies(match.group(1))
+        if restricted is None:
+            return
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        caller, documents = restricted
+        policy.check(caller, documents, operation, body, get_account_id_from(match.group(1)), match.group(2))
 
     def _codebuild(self, operation: str, account: str, region: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.codebuild.handle(operation, body, account, region)

@@ -14,6 +14,8 @@ import uuid
 import botocore.exceptions
 import pytest
 
+from tests.sandbox.fixtures import UNRESTRICTED_ROLE_TAGS
+
 pytestmark = pytest.mark.sandbox
 
 COPY_BUILDSPEC = textwrap.dedent(r"""
@@ -63,10 +65,12 @@ def setup(sandbox):
     iam_source = sandbox.client("iam", "source")
     iam_target = sandbox.client("iam", "target")
     role = iam_source.create_role(
-        RoleName=f"cb-test-{suffix}", AssumeRolePolicyDocument=_trust({"Service": "codebuild.amazonaws.com"})
+        RoleName=f"cb-test-{suffix}",
+        AssumeRolePolicyDocument=_trust({"Service": "codebuild.amazonaws.com"}),
+        Tags=UNRESTRICTED_ROLE_TAGS,
     )["Role"]
     target_role = iam_target.create_role(
-        RoleName=f"cb-test-target-{suffix}", AssumeRolePolicyDocument=_trust({"AWS": role["Arn"]})
+        RoleName=f"cb-test-target-{suffix}", AssumeRolePolicyDocument=_trust({"AWS": role["Arn"]}), Tags=UNRESTRICTED_ROLE_TAGS
     )["Role"]
     codebuild = sandbox.client("codebuild", "source")
     state = {"suffix": suffix, "role": role["Arn"], "target_role": target_role["Arn"], "projects": [], "repos": []}

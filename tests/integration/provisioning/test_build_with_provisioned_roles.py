@@ -5,10 +5,10 @@ destination account using only the provisioned roles (the build runs as the Code
 the destination role with the external id; no admin credentials reach the build).
 
 What the sandbox enforces here: the trust policies (CodeBuild may assume the service role only for this account
-and project; only the service role, with the right sts:ExternalId, may assume the destination role). It does not
-enforce the permission policies' actions and resources: moto's IAM enforcement (INITIAL_NO_AUTH_ACTION_COUNT)
-only knows Resource "*", is process-wide, and the sandbox serves ECR and CodeBuild outside moto's request path.
-The exact permission sets are asserted in tests/unit/plugins/module_utils/iam_policies instead.
+and project; only the service role, with the right sts:ExternalId, may assume the destination role), and the
+identity policies of the provisioned roles for every ECR API call (tests/sandbox/policy.py): a repository outside
+the provisioned prefixes is refused, and the read role can list and describe but neither read contents nor write.
+Not enforced: the registry data plane (a push is authorised by the registry token) and CloudWatch Logs.
 """
 
 from __future__ import annotations
@@ -88,3 +88,60 @@ def test_build_copies_an_image_with_only_the_provisioned_roles(provisioner, sand
     assert [r["status"] for r in failed] == ["failed"]
     assert "AccessDenied" in failed[0]["error"] and "AssumeRole" in failed[0]["error"], failed
     assert "not-the-external-id" not in "\n".join(messages)
+
+
+def test_a_repository_outside_the_prefixes_is_refused(provisioner, sandbox):
+    """The roles are provisioned for team-a/ only: a team-b/ image cannot be copied, and the build says why."""
+    result = provisioner.run("provision.yml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    image = pick_image(sandbox.catalog, "team-b/")
+    ecr = sandbox.client("ecr", "target", sandbox.dest_region)
+
+    def repositories():
+        return {r["repositoryName"] for r in ecr.describe_repositories()["repositories"]}
+
+    existed = image["repository"] in repositories()  # other tests may have copied it with wider roles
+    build = start(sandbox, provisioner, image, provisioner.external_id)
+    messages = build_log(sandbox, build)
+    assert build["buildStatus"] == "FAILED", "\n".join(messages[-60:])
+    failed = [r for r in (parse_line(m) for m in messages) if r]
+    assert [r["status"] for r in failed] == ["failed"]
+    assert "AccessDenied" in failed[0]["error"] and image["repository"] in failed[0]["error"], failed
+    assert (image["repository"] in repositories()) == existed
+
+
+def test_the_read_role_only_lists_and_describes(provisioner, sandbox):
+    result = provisioner.run("provision.yml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    credentials = sandbox.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{sandbox.target_account}:role/{provisioner.names['dest_read_role']}",
+        RoleSessionName="tests",
+        ExternalId=provisioner.external_id,
+    )["Credentials"]
+    import boto3
+
+    reader = boto3.client(
+        "ecr",
+        region_name=sandbox.dest_region,
+        endpoint_url=sandbox.env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    reader.describe_repositories()  # listing the registry is allowed
+
+    def code(call, **params):
+        try:
+            call(**params)
+        except reader.exceptions.ClientError as error:
+            return error.response["Error"]["Code"]
+        return "ok"
+
+    # under the prefix: allowed (the repository may not exist yet)
+    assert code(reader.describe_images, repositoryName="team-a/api") in ("ok", "RepositoryNotFoundException")
+    assert code(reader.describe_images, repositoryName="team-b/web") == "AccessDeniedException"
+    assert code(reader.create_repository, repositoryName="team-a/new") == "AccessDeniedException"
+    assert code(reader.get_authorization_token) == "AccessDeniedException"
+    assert code(reader.batch_get_image, repositoryName="team-a/api", imageIds=[{"imageTag": "x"}]) == (
+        "AccessDeniedException"
+    )

@@ -78,6 +78,8 @@ def provisioned(sandbox, tmp_path_factory):
         f"external_id={EXTERNAL_ID}",
         "-e",
         "all_repositories=true",
+        # the second region of the target account: the several-destinations test copies there too
+        extra={"dest_extra_regions": [sandbox.source_region]},
     )
     assert run.returncode == 0, run.explain()
     return sandbox

@@ -215,10 +215,10 @@ def test_several_destinations_in_one_run(provisioned, tmp_path):
     before each further round of builds (batch_size 3 and one build at a time make two rounds for the five images
     of tools/cli) and for the verification. A listing per destination would make twice as many."""
     sandbox = provisioned
-    admin = sandbox.env["SANDBOX_TARGET_ADMIN_ROLE_ARN"]
+    # both regions of the target account, served by the roles provision.yml created (dest_extra_regions)
     destinations = [
-        {"region": sandbox.dest_region, "account": sandbox.target_account, "read_role_arn": admin},
-        {"region": sandbox.source_region, "account": sandbox.target_account, "read_role_arn": admin},
+        {"region": sandbox.dest_region, "account": sandbox.target_account},
+        {"region": sandbox.source_region, "account": sandbox.target_account},
     ]
     for region in (sandbox.dest_region, sandbox.source_region):
         _delete_destination_repository(sandbox, "tools/cli", region)

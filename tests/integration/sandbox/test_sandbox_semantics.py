@@ -231,8 +231,23 @@ def test_assume_role_enforces_existence_trust_and_external_id(sandbox):
     assert session.client("sts", endpoint_url=sandbox.env["AWS_ENDPOINT_URL"]).get_caller_identity()["Account"] == sandbox.target_account
     ecr = session.client("ecr", endpoint_url=sandbox.env["AWS_ENDPOINT_URL"])
     name = f"semantics/assumed-{uuid.uuid4().hex[:6]}"
+    # the role's identity policies decide what its sessions may do: none yet, so nothing
+    with pytest.raises(botocore.exceptions.ClientError) as error:
+        ecr.create_repository(repositoryName=name)
+    assert error.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert f"ecr:CreateRepository on resource: arn:aws:ecr:{sandbox.dest_region}:{sandbox.target_account}:repository/{name}" in str(
+        error.value
+    )
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "ecr:CreateRepository", "Resource": f"arn:aws:ecr:*:*:repository/{name}"}],
+    }
+    iam.put_role_policy(RoleName=role_name, PolicyName="create-one", PolicyDocument=json.dumps(grant))
     repo = ecr.create_repository(repositoryName=name)["repository"]
     assert repo["registryId"] == sandbox.target_account
+    with pytest.raises(botocore.exceptions.ClientError) as error:
+        ecr.create_repository(repositoryName=name + "-other")
+    assert error.value.response["Error"]["Code"] == "AccessDeniedException"
     assert repo["repositoryUri"] == f"{sandbox.registry_host('target')}/{name}"
 
 

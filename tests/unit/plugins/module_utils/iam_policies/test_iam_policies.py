@@ -362,3 +362,22 @@ def test_reader_trust_policy_refuses_bad_principals(principals):
     with pytest.raises(p.PolicyInputError) as error:
         p.reader_trust_policy(trusted_principals=principals, external_id=SECRET)
     assert error.value.option == "trusted_principals"
+
+
+def test_one_role_for_several_regions_of_the_account():
+    regions = {DST_REGION, SRC_REGION}
+    for builder in (p.target_permissions_policy, p.reader_permissions_policy):
+        policy = builder(region=DST_REGION, account=DST, repository_prefixes=["team-a/"], extra_regions=[SRC_REGION, DST_REGION])
+        repositories = {r for a, r in p.action_resource_pairs(policy) if "repository/team-a/" in r}
+        assert repositories == {f"arn:aws:ecr:{r}:{DST}:repository/team-a/*" for r in regions}
+    single = p.target_permissions_policy(region=DST_REGION, account=DST, repository_prefixes=["team-a/"])
+    assert single == p.target_permissions_policy(
+        region=DST_REGION, account=DST, repository_prefixes=["team-a/"], extra_regions=[]
+    )
+
+
+@pytest.mark.parametrize("extra_regions", ["ap-south-1", ["mumbai"]])
+def test_extra_regions_refused(extra_regions):
+    with pytest.raises(p.PolicyInputError) as error:
+        p.reader_permissions_policy(region=DST_REGION, account=DST, repository_prefixes=["a/"], extra_regions=extra_regions)
+    assert error.value.option == "extra_regions"
