@@ -343,14 +343,19 @@ def codebuild_service_policy(
 def target_trust_policy(*, source_role_arn: str, external_id: str) -> dict:
     """Trust policy of the destination role: only the source CodeBuild role, only with the external id."""
     source_role_arn = validate_role_arn(source_role_arn, "source_role_arn")
+    return _external_id_trust("SourceCodeBuildAssumeRole", source_role_arn, external_id)
+
+
+def _external_id_trust(sid: str, principal: Any, external_id: str) -> dict:
+    """A trust policy: ``principal`` (an ARN or a list of them) may assume the role, only with the external id."""
     external_id = validate_external_id(external_id, "external_id")
     return {
         "Version": POLICY_VERSION,
         "Statement": [
             {
-                "Sid": "SourceCodeBuildAssumeRole",
+                "Sid": sid,
                 "Effect": "Allow",
-                "Principal": {"AWS": source_role_arn},
+                "Principal": {"AWS": principal},
                 "Action": STS_ASSUME_ROLE_ACTION,
                 "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
             }
@@ -409,19 +414,9 @@ def reader_trust_policy(*, trusted_principals: Any, external_id: str) -> dict:
     """Trust policy of the destination read role: the principals that run the comparison (by default the source
     account), only with the external id."""
     principals = validate_principal_arns(trusted_principals, "trusted_principals")
-    external_id = validate_external_id(external_id, "external_id")
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            {
-                "Sid": "ReplicationControllerAssumeRole",
-                "Effect": "Allow",
-                "Principal": {"AWS": principals[0] if len(principals) == 1 else principals},
-                "Action": STS_ASSUME_ROLE_ACTION,
-                "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
-            }
-        ],
-    }
+    return _external_id_trust(
+        "ReplicationControllerAssumeRole", principals[0] if len(principals) == 1 else principals, external_id
+    )
 
 
 def reader_permissions_policy(
