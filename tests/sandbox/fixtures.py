@@ -58,14 +58,21 @@ class Sandbox:
         )
         if account in ("source", SOURCE_ACCOUNT):
             return base
-        credentials = base.client("sts", endpoint_url=self.env["AWS_ENDPOINT_URL"]).assume_role(
-            RoleArn=self.env["SANDBOX_TARGET_ADMIN_ROLE_ARN"], RoleSessionName="sandbox-tests"
-        )["Credentials"]
+        return self.role_session(self.env["SANDBOX_TARGET_ADMIN_ROLE_ARN"], region=region)
+
+    def role_session(self, role_arn: str, external_id: str | None = None, region: str | None = None):
+        """A boto3 session of ``role_arn``, assumed with the source administrator's keys."""
+        import boto3
+
+        params = {"RoleArn": role_arn, "RoleSessionName": "sandbox-tests"}
+        if external_id:
+            params["ExternalId"] = external_id
+        credentials = self.client("sts").assume_role(**params)["Credentials"]
         return boto3.Session(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
-            region_name=region,
+            region_name=region or DEST_REGION,
         )
 
     def client(self, service: str, account: str = "source", region: str | None = None):

@@ -113,21 +113,11 @@ def test_a_repository_outside_the_prefixes_is_refused(provisioner, sandbox):
 def test_the_read_role_only_lists_and_describes(provisioner, sandbox):
     result = provisioner.run("provision.yml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    credentials = sandbox.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{sandbox.target_account}:role/{provisioner.names['dest_read_role']}",
-        RoleSessionName="tests",
-        ExternalId=provisioner.external_id,
-    )["Credentials"]
-    import boto3
-
-    reader = boto3.client(
-        "ecr",
-        region_name=sandbox.dest_region,
-        endpoint_url=sandbox.env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
+    reader = sandbox.role_session(
+        f"arn:aws:iam::{sandbox.target_account}:role/{provisioner.names['dest_read_role']}",
+        external_id=provisioner.external_id,
+        region=sandbox.dest_region,
+    ).client("ecr", endpoint_url=sandbox.env["AWS_ENDPOINT_URL"])
     reader.describe_repositories()  # listing the registry is allowed
 
     def code(call, **params):

@@ -221,13 +221,7 @@ def test_assume_role_enforces_existence_trust_and_external_id(sandbox):
     with pytest.raises(botocore.exceptions.ClientError):
         as_target.assume_role(RoleArn=role_arn, RoleSessionName="tests", ExternalId="s3cret-id")
 
-    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="tests", ExternalId="s3cret-id")["Credentials"]
-    import boto3
-
-    session = boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"], region_name=sandbox.dest_region,
-    )
+    session = sandbox.role_session(role_arn, external_id="s3cret-id", region=sandbox.dest_region)
     assert session.client("sts", endpoint_url=sandbox.env["AWS_ENDPOINT_URL"]).get_caller_identity()["Account"] == sandbox.target_account
     ecr = session.client("ecr", endpoint_url=sandbox.env["AWS_ENDPOINT_URL"])
     name = f"semantics/assumed-{uuid.uuid4().hex[:6]}"
