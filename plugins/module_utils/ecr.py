@@ -278,3 +278,23 @@ def count_api_calls(client, counter: Dict[str, int]) -> Dict[str, int]:
     # otherwise stop the event before it reaches the counter.
     real.meta.events.register_first("before-call.*.*", _count, unique_id=f"cloudops-count-{id(counter)}")
     return counter
+
+
+@AWSRetry.jittered_backoff()
+def _assume_role(sts, **params):
+    return sts.assume_role(**params)["Credentials"]
+
+
+def assumed_role_connection(sts, role_arn: str, session_name: str, external_id: Optional[str] = None) -> Dict[str, str]:
+    """``sts:AssumeRole`` (with retries), as the keyword arguments of ``module.client()`` for that role's session.
+
+    Raises the botocore error when the role cannot be assumed; the credentials are only ever kept in memory."""
+    params = dict(RoleArn=role_arn, RoleSessionName=session_name)
+    if external_id:
+        params["ExternalId"] = external_id
+    credentials = _assume_role(sts, **params)
+    return {
+        "aws_access_key_id": credentials["AccessKeyId"],
+        "aws_secret_access_key": credentials["SecretAccessKey"],
+        "aws_session_token": credentials["SessionToken"],
+    }

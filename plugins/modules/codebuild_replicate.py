@@ -342,7 +342,6 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import batching
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_executor
@@ -352,6 +351,7 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import get_project
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import start_build
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import AnsibleECRError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import assumed_role_connection
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import list_images
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import DestinationRepository
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import compare_digest
@@ -395,24 +395,11 @@ def validate(module):
         module.fail_json(msg=str(e), option=e.option)
 
 
-@AWSRetry.jittered_backoff()
-def _assume_role(sts, **params):
-    return sts.assume_role(**params)["Credentials"]
-
-
 def destination_ecr(module, dest_region, role_arn, external_id):
     """ECR client in the destination with the assumed role; raises the AWS error when the role cannot be assumed."""
     extra = {"region": dest_region}
     if role_arn:
-        params = dict(RoleArn=role_arn, RoleSessionName=SESSION_NAME)
-        if external_id:
-            params["ExternalId"] = external_id
-        creds = _assume_role(module.client("sts"), **params)
-        extra.update(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
+        extra.update(assumed_role_connection(module.client("sts"), role_arn, SESSION_NAME, external_id))
     return module.client("ecr", **extra)
 
 

@@ -602,10 +602,10 @@ except ImportError:
     pass  # Handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import image_catalog
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import AnsibleECRError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import assumed_role_connection
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import count_api_calls
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import PolicyInputError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_account_id
@@ -655,29 +655,20 @@ def validate_destinations(destinations):
     return named
 
 
-@AWSRetry.jittered_backoff()
-def _assume_role(sts, **params):
-    return sts.assume_role(**params)["Credentials"]
-
-
 def destination_client(module, compare_to, counter, option="compare_to"):
     """An ECR client for the destination region, with assumed-role credentials when role_arn is given."""
     extra = {"region": compare_to["region"]}
     if compare_to.get("role_arn"):
         sts = module.client("sts")
         count_api_calls(sts, counter)
-        params = dict(RoleArn=compare_to["role_arn"], RoleSessionName=compare_to["role_session_name"])
-        if compare_to.get("external_id"):
-            params["ExternalId"] = compare_to["external_id"]
         try:
-            credentials = _assume_role(sts, **params)
+            extra.update(
+                assumed_role_connection(
+                    sts, compare_to["role_arn"], compare_to["role_session_name"], compare_to.get("external_id")
+                )
+            )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             module.fail_json_aws(e, msg=f"Failed to assume {compare_to['role_arn']} ({option}.role_arn)")
-        extra.update(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
     try:
         client = module.client("ecr", **extra)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
