@@ -21,7 +21,7 @@ def _wrap(builder):
             raise AnsibleFilterError(f"{builder.__name__}: the input must be a dict of arguments")
         try:
             return builder(**arguments)
-        except iam_policies.PolicyInputError as e:
+        except iam_policies.OptionError as e:
             raise AnsibleFilterError(f"{option_prefix}{e.option}: {e.message}") from None
         except TypeError as e:
             raise AnsibleFilterError(f"{builder.__name__}: {e}") from None

@@ -27,9 +27,11 @@ from typing import Iterable
 from typing import List
 from typing import Optional
 
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import needs_copy
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import DIGEST_RE
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import REPOSITORY_RE
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import TAG_RE
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
 
 # bundle:start batching
 import base64
@@ -109,26 +111,19 @@ def join_env(env):
 # bundle:end batching
 
 
-class ImagesError(ValueError):
-    """Bad ``images`` input; the message names the entry and the field."""
-
-
-SKIP_STATUSES = ("present",)
-
-
 def normalize_images(images: Any) -> List[Dict[str, Any]]:
     """Accept the ``images`` list of ``ecr_image_info`` (or plain repository/digest/tags dicts).
 
     Returns one entry per (repository, digest), tags merged and sorted, input order kept.
     """
     if not isinstance(images, list) or not images:
-        raise ImagesError("images must be a non-empty list (for example ecr_image_info's images)")
+        raise OptionError("images", "must be a non-empty list (for example ecr_image_info's images)")
     result: List[Dict[str, Any]] = []
     seen: Dict[tuple, Dict[str, Any]] = {}
     for n, image in enumerate(images):
         where = "images[%d]" % n
         if not isinstance(image, dict):
-            raise ImagesError("%s must be a dict with repository and digest, got %s" % (where, type(image).__name__))
+            raise OptionError("images", "%s must be a dict with repository and digest, got %s" % (where, type(image).__name__))
         repo = image.get("repository", image.get("repository_name"))
         digest = image.get("digest", image.get("image_digest"))
         tags = image.get("tags", image.get("image_tags"))
@@ -137,16 +132,16 @@ def normalize_images(images: Any) -> List[Dict[str, Any]]:
         if isinstance(tags, str):
             tags = [tags]
         if not isinstance(repo, str) or not REPOSITORY_RE.match(repo):
-            raise ImagesError("%s.repository %r is not a valid ECR repository name" % (where, repo))
+            raise OptionError("images", "%s.repository %r is not a valid ECR repository name" % (where, repo))
         if not isinstance(digest, str) or not DIGEST_RE.match(digest):
-            raise ImagesError("%s.digest %r is not a valid digest (sha256:<64 hex>)" % (where, digest))
+            raise OptionError("images", "%s.digest %r is not a valid digest (sha256:<64 hex>)" % (where, digest))
         if not isinstance(tags, list) or not all(isinstance(t, str) and TAG_RE.match(t) for t in tags):
-            raise ImagesError("%s.tags must be a list of valid tags, got %r" % (where, tags))
+            raise OptionError("images", "%s.tags must be a list of valid tags, got %r" % (where, tags))
         size = image.get("size_bytes") or 0
         try:
             size = int(size)
         except (TypeError, ValueError):
-            raise ImagesError("%s.size_bytes %r is not a number" % (where, size)) from None
+            raise OptionError("images", "%s.size_bytes %r is not a number" % (where, size)) from None
         key = (repo, digest)
         if key in seen:
             merged = seen[key]
@@ -161,6 +156,7 @@ def normalize_images(images: Any) -> List[Dict[str, Any]]:
             "destination_status": image.get("destination_status"),
             "missing_tags": image.get("missing_tags"),
             "destination_tags": image.get("destination_tags"),
+            "destination_digest_present": image.get("destination_digest_present"),
             "parent_digests": list(image.get("parent_digests") or []),
         }
         seen[key] = entry
@@ -169,7 +165,8 @@ def normalize_images(images: Any) -> List[Dict[str, Any]]:
 
 
 def select_images(images: List[Dict[str, Any]], skip_present: bool = True, force_tags: bool = False):
-    """Split normalised images into (to_copy, skipped) using ``destination_status`` when the input has it.
+    """Split normalised images into (to_copy, skipped) with ``image_catalog.needs_copy`` when the input has a
+    ``destination_status``.
 
     ``skipped`` entries carry the ``status`` they get in the results without a build: ``present``, or
     ``tag_conflict`` when the digest is already there, no tag is missing and tags may not be moved.
@@ -177,18 +174,10 @@ def select_images(images: List[Dict[str, Any]], skip_present: bool = True, force
     to_copy, skipped = [], []
     for image in images:
         status = image.get("destination_status")
-        if skip_present and status in SKIP_STATUSES:
-            skipped.append(dict(image, status="present"))
-        elif (
-            skip_present
-            and status == "tag_conflict"
-            and not force_tags
-            and image.get("missing_tags") == []
-            and image.get("destination_tags")
-        ):
-            skipped.append(dict(image, status="tag_conflict"))
-        else:
+        if not skip_present or status is None or needs_copy(image, force_tags):
             to_copy.append(image)
+        else:
+            skipped.append(dict(image, status="present" if status == "present" else "tag_conflict"))
     return to_copy, skipped
 
 
@@ -209,8 +198,7 @@ def build_batches(
     for image in _order(images):
         candidate = current + [image]
         if len(encode_batch([image])) > max_chars:
-            raise ImagesError(
-                "image %s@%s has too many tags to fit in %d characters of build environment"
+            raise OptionError("images", "image %s@%s has too many tags to fit in %d characters of build environment"
                 % (image["repository"], image["digest"], max_chars)
             )
         if current and (len(candidate) > batch_size or len(encode_batch(candidate)) > max_chars):

@@ -30,6 +30,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorH
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
+
 # BatchGetBuilds accepts at most 100 ids per call.
 BATCH_GET_BUILDS_MAX_IDS = 100
 
@@ -201,21 +203,12 @@ def list_build_ids_for_project(client, project_name: str, sort_order: str = "DES
 # ---------------------------------------------------------------------------------------------
 
 
-class ProjectSpecError(ValueError):
-    """An option of the project is invalid; ``option`` names it."""
-
-    def __init__(self, option: str, message: str) -> None:
-        self.option = option
-        self.message = message
-        super().__init__(f"{option}: {message}")
-
-
 def _check_range(option: str, value: int | None, bounds: tuple[int, int]) -> None:
     if value is None:
         return
     low, high = bounds
     if not low <= value <= high:
-        raise ProjectSpecError(option, f"must be between {low} and {high}, got {value}")
+        raise OptionError(option, f"must be between {low} and {high}, got {value}")
 
 
 def tags_list(tags: dict[str, Any]) -> list[dict[str, str]]:
@@ -229,42 +222,42 @@ def tags_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
 def build_project_request(params: dict[str, Any]) -> dict[str, Any]:
     """A ``CreateProject``/``UpdateProject`` request from the module options (snake_case).
 
-    Validates what the argument spec cannot express; raises :class:`ProjectSpecError`.
+    Validates what the argument spec cannot express; raises :class:`OptionError`.
     ``tags`` are left out: the module merges them with ``purge_tags``.
     """
     name = params.get("name") or ""
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$", name):
-        raise ProjectSpecError(
+        raise OptionError(
             "name", f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {name!r}"
         )
     buildspec = params.get("buildspec")
     if not buildspec or not str(buildspec).strip():
-        raise ProjectSpecError("buildspec", "is required with state=present and must not be empty")
+        raise OptionError("buildspec", "is required with state=present and must not be empty")
     service_role = params.get("service_role")
     if not service_role or not str(service_role).startswith("arn:"):
-        raise ProjectSpecError("service_role", f"must be the ARN of an IAM role, got {service_role!r}")
+        raise OptionError("service_role", f"must be the ARN of an IAM role, got {service_role!r}")
     _check_range("timeout_in_minutes", params.get("timeout_in_minutes"), TIMEOUT_RANGE)
     _check_range("queued_timeout_in_minutes", params.get("queued_timeout_in_minutes"), QUEUED_TIMEOUT_RANGE)
     limit = params.get("concurrent_build_limit")
     if limit is not None and limit < 1:
-        raise ProjectSpecError("concurrent_build_limit", f"must be at least 1, got {limit}")
+        raise OptionError("concurrent_build_limit", f"must be at least 1, got {limit}")
 
     env_params = params.get("environment") or {}
     image = env_params.get("image")
     if not image:
-        raise ProjectSpecError("environment.image", "is required")
+        raise OptionError("environment.image", "is required")
     variables = []
     seen = set()
     for variable in env_params.get("variables") or []:
         name = variable.get("name")
         if not name:
-            raise ProjectSpecError("environment.variables.name", "is required for every variable")
+            raise OptionError("environment.variables.name", "is required for every variable")
         if name in seen:
-            raise ProjectSpecError("environment.variables", f"variable {name!r} is given twice")
+            raise OptionError("environment.variables", f"variable {name!r} is given twice")
         seen.add(name)
         value = "" if variable.get("value") is None else str(variable["value"])
         if len(value) > ENVIRONMENT_VARIABLE_VALUE_MAX:
-            raise ProjectSpecError(
+            raise OptionError(
                 "environment.variables.value", f"{name!r} is longer than {ENVIRONMENT_VARIABLE_VALUE_MAX} characters"
             )
         variables.append({"name": name, "value": value, "type": variable.get("type") or "PLAINTEXT"})
@@ -286,15 +279,15 @@ def build_project_request(params: dict[str, Any]) -> dict[str, Any]:
     if cw.get("stream_name"):
         cloud_watch_logs["streamName"] = cw["stream_name"]
     if cloud_watch_logs["status"] == "DISABLED" and len(cloud_watch_logs) > 1:
-        raise ProjectSpecError("logs_config.cloud_watch_logs", "group_name/stream_name need status=ENABLED")
+        raise OptionError("logs_config.cloud_watch_logs", "group_name/stream_name need status=ENABLED")
     s3_logs: dict[str, Any] = {"status": s3.get("status") or "DISABLED"}
     if s3_logs["status"] == "ENABLED":
         if not s3.get("location"):
-            raise ProjectSpecError("logs_config.s3_logs.location", "is required with status=ENABLED")
+            raise OptionError("logs_config.s3_logs.location", "is required with status=ENABLED")
         s3_logs["location"] = s3["location"]
         s3_logs["encryptionDisabled"] = bool(s3.get("encryption_disabled", False))
     elif s3.get("location"):
-        raise ProjectSpecError("logs_config.s3_logs.location", "needs status=ENABLED")
+        raise OptionError("logs_config.s3_logs.location", "needs status=ENABLED")
 
     request: dict[str, Any] = {
         "name": params["name"],

@@ -11,7 +11,7 @@ that unit tests assert the exact action and resource sets and widening a permiss
 test. No AWS call, no Ansible import: the filter plugin ``cloudops.ecr_replication.iam_policies``
 and the unit tests call these functions directly.
 
-Every validation error is a :class:`PolicyInputError` naming the option it is about.
+Every validation error is a :class:`validation.OptionError` naming the option it is about.
 """
 
 from __future__ import annotations
@@ -20,6 +20,19 @@ import json
 import re
 from typing import Any
 from typing import Iterable
+
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import account_of_role_arn  # noqa: F401
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import flag
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import partition_for_region  # noqa: F401
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_account_id
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_external_id
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_log_group_name
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_name
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_principal_arns
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_region
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_role_arn
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_role_arns
 
 POLICY_VERSION = "2012-10-17"
 
@@ -88,130 +101,8 @@ ECR_AUTH_ACTION = "ecr:GetAuthorizationToken"
 STS_ASSUME_ROLE_ACTION = "sts:AssumeRole"
 CODEBUILD_SERVICE_PRINCIPAL = "codebuild.amazonaws.com"
 
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-_ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/([\w+=,.@/-]+)$")
-# ECR repository names: lowercase, digits, separators . _ - and / between components.
-_PRINCIPAL_ARN_RE = re.compile(
-    r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$"
-)
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*$")
-_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
-_LOG_GROUP_RE = re.compile(r"^[\w./#-]{1,512}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$")
 _SID_RE = re.compile(r"^[A-Za-z0-9]+$")
-
-
-class PolicyInputError(ValueError):
-    """An input to a policy builder is invalid; ``option`` names the input."""
-
-    def __init__(self, option: str, message: str) -> None:
-        self.option = option
-        self.message = message
-        super().__init__(f"{option}: {message}")
-
-
-def flag(value: Any, option: str) -> bool:
-    """A boolean input; the strings Ansible passes from ``-e x=false`` are read as what they say."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0", ""):
-        return value.strip().lower() in ("true", "yes", "on", "1")
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise PolicyInputError(option, f"must be true or false, got {value!r}")
-
-
-def partition_for_region(region: str) -> str:
-    """The ARN partition of a region (``aws``, ``aws-cn``, ``aws-us-gov``)."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
-def validate_account_id(value: Any, option: str) -> str:
-    value = "" if value is None else str(value)
-    if not _ACCOUNT_RE.match(value):
-        raise PolicyInputError(option, f"must be a 12-digit AWS account id, got {value!r}")
-    return value
-
-
-def validate_region(value: Any, option: str) -> str:
-    value = "" if value is None else str(value)
-    if not _REGION_RE.match(value):
-        raise PolicyInputError(option, f"must be an AWS region name such as 'ap-south-1', got {value!r}")
-    return value
-
-
-def validate_role_arn(value: Any, option: str) -> str:
-    value = "" if value is None else str(value)
-    if not _ROLE_ARN_RE.match(value):
-        raise PolicyInputError(
-            option, f"must be an IAM role ARN such as 'arn:aws:iam::222222222222:role/name', got {value!r}"
-        )
-    return value
-
-
-def account_of_role_arn(role_arn: str) -> str:
-    match = _ROLE_ARN_RE.match(role_arn)
-    if not match:
-        raise PolicyInputError("role_arn", f"not an IAM role ARN: {role_arn!r}")
-    return match.group(2)
-
-
-def validate_role_arns(values: Any, option: str) -> list[str]:
-    if isinstance(values, str) or not isinstance(values, (list, tuple)):
-        raise PolicyInputError(option, "must be a list of IAM role ARNs")
-    if not values:
-        raise PolicyInputError(option, "must name at least one IAM role ARN")
-    arns = [validate_role_arn(v, option) for v in values]
-    return sorted(set(arns))
-
-
-def validate_principal_arns(values: Any, option: str) -> list[str]:
-    """IAM principals a trust policy may name: account roots, roles and users (sorted, unique)."""
-    if isinstance(values, str) or not isinstance(values, (list, tuple)):
-        raise PolicyInputError(option, "must be a list of IAM principal ARNs")
-    if not values:
-        raise PolicyInputError(option, "must name at least one IAM principal ARN")
-    for value in values:
-        if not isinstance(value, str) or not _PRINCIPAL_ARN_RE.match(value):
-            raise PolicyInputError(
-                option,
-                "must be IAM principal ARNs (arn:aws:iam::111111111111:root, ...:role/name or ...:user/name), "
-                f"got {value!r}",
-            )
-    return sorted(set(values))
-
-
-def validate_external_id(value: Any, option: str) -> str:
-    """Validate an sts:ExternalId. The value is a secret: it never appears in the message."""
-    value = "" if value is None else str(value)
-    if not _EXTERNAL_ID_RE.match(value):
-        raise PolicyInputError(
-            option,
-            "must be 2 to 1224 characters of letters, digits and +=,.@:/-_ (value not shown: it is a secret)",
-        )
-    return value
-
-
-def validate_log_group_name(value: Any, option: str) -> str:
-    value = "" if value is None else str(value)
-    if not _LOG_GROUP_RE.match(value):
-        raise PolicyInputError(option, f"must be a CloudWatch Logs log group name, got {value!r}")
-    return value
-
-
-def validate_name(value: Any, option: str) -> str:
-    """Names of CodeBuild projects (2-255 chars, letters, digits, '-' and '_')."""
-    value = "" if value is None else str(value)
-    if not _NAME_RE.match(value):
-        raise PolicyInputError(
-            option, f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {value!r}"
-        )
-    return value
 
 
 def validate_repository_prefixes(prefixes: Any, all_repositories: bool, option: str) -> list[str]:
@@ -222,23 +113,23 @@ def validate_repository_prefixes(prefixes: Any, all_repositories: bool, option: 
     """
     if flag(all_repositories, "all_repositories"):
         if prefixes:
-            raise PolicyInputError(option, "must be empty when all repositories are allowed (all_repositories: true)")
+            raise OptionError(option, "must be empty when all repositories are allowed (all_repositories: true)")
         return []
     if prefixes is None or isinstance(prefixes, str) or not isinstance(prefixes, (list, tuple)):
-        raise PolicyInputError(option, "must be a list of repository name prefixes")
+        raise OptionError(option, "must be a list of repository name prefixes")
     if not prefixes:
-        raise PolicyInputError(
+        raise OptionError(
             option, "must name at least one repository prefix (or set all_repositories: true to allow every repository)"
         )
     result = set()
     for prefix in prefixes:
         prefix = "" if prefix is None else str(prefix)
         if "*" in prefix or prefix == "":
-            raise PolicyInputError(
+            raise OptionError(
                 option, f"{prefix!r} would match every repository; set all_repositories: true to ask for that"
             )
         if not _PREFIX_RE.match(prefix) or len(prefix) > 256:
-            raise PolicyInputError(
+            raise OptionError(
                 option, f"{prefix!r} is not a repository name prefix (lowercase letters, digits, '.', '_', '-', '/')"
             )
         result.add(prefix)
@@ -368,7 +259,7 @@ def validate_regions(region: Any, extra_regions: Any) -> list[str]:
     if extra_regions is None:
         extra_regions = []
     if isinstance(extra_regions, str) or not isinstance(extra_regions, (list, tuple)):
-        raise PolicyInputError("extra_regions", "must be a list of AWS region names")
+        raise OptionError("extra_regions", "must be a list of AWS region names")
     regions = [validate_region(region, "region")] + [validate_region(r, "extra_regions") for r in extra_regions]
     return list(dict.fromkeys(regions))
 
@@ -487,7 +378,7 @@ def merge_policy_statements(policy: Any, statements: Iterable[dict]) -> dict:
     for statement in new:
         sid = statement.get("Sid", "")
         if not _SID_RE.match(sid):
-            raise PolicyInputError("statements", f"every managed statement needs an alphanumeric Sid, got {sid!r}")
+            raise OptionError("statements", f"every managed statement needs an alphanumeric Sid, got {sid!r}")
     sids = {s["Sid"] for s in new}
     kept = [s for s in _statements(policy) if s.get("Sid") not in sids]
     return {"Version": POLICY_VERSION, "Statement": kept + new}

@@ -35,6 +35,7 @@ from typing import Optional
 from typing import Pattern
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
 
 STATUSES = ("present", "missing", "missing_tags", "tag_conflict")
 IMAGE_CONFIG_MEDIA_TYPES = frozenset(
@@ -49,15 +50,6 @@ _RELATIVE_RE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _GLOB_CHARS = set("*?[")
 FETCH_MANIFESTS = ("auto", "all", "none")
-
-
-class CatalogOptionError(ValueError):
-    """An option value that cannot be used; ``option`` names it (for ``fail_json``)."""
-
-    def __init__(self, option: str, message: str) -> None:
-        self.option = option
-        self.message = message
-        super().__init__(f"{option}: {message}")
 
 
 # Filters
@@ -84,14 +76,17 @@ def parse_pushed_after(value: Any, now: Optional[datetime.datetime] = None, opti
     relative = _RELATIVE_RE.match(text)
     if relative:
         amount, unit = int(relative.group(1)), relative.group(2).lower()
-        return (now or utcnow()) - datetime.timedelta(**{_UNITS[unit]: amount})
+        try:
+            return (now or utcnow()) - datetime.timedelta(**{_UNITS[unit]: amount})
+        except OverflowError:
+            raise OptionError(option, f"{text!r} reaches back before the year 1") from None
     candidate = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
     try:
         parsed = datetime.datetime.fromisoformat(candidate)
-    except ValueError:
+    except (ValueError, OverflowError):
         parsed = None
     if not text or parsed is None:
-        raise CatalogOptionError(
+        raise OptionError(
             option,
             f"{text!r} is neither an ISO 8601 date or date-time (2024-05-31, 2024-05-31T12:00:00Z) "
             "nor a duration such as 30d, 12h, 90m or 2w",
@@ -105,11 +100,11 @@ def _names(value: Any, option: str) -> List[str]:
     if value is None:
         return []
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise CatalogOptionError(option, "must be a list of repository names or glob patterns")
+        raise OptionError(option, "must be a list of repository names or glob patterns")
     names = []
     for item in value:
         if not isinstance(item, str) or not item.strip():
-            raise CatalogOptionError(option, f"{item!r} is not a repository name or glob pattern")
+            raise OptionError(option, f"{item!r} is not a repository name or glob pattern")
         names.append(item.strip())
     return names
 
@@ -124,7 +119,7 @@ def build_filters(
     include_untagged: bool = True,
     now: Optional[datetime.datetime] = None,
 ) -> ImageFilters:
-    """Validate the filter options; every error is a :class:`CatalogOptionError` naming the option."""
+    """Validate the filter options; every error is a :class:`OptionError` naming the option."""
     filters = ImageFilters(
         repositories=_names(repositories, "repositories"),
         exclude_repositories=_names(exclude_repositories, "exclude_repositories"),
@@ -135,12 +130,12 @@ def build_filters(
         try:
             filters.tag_regex = re.compile(tag_regex)
         except re.error as e:
-            raise CatalogOptionError("tag_regex", f"{tag_regex!r} is not a valid regular expression: {e}") from None
+            raise OptionError("tag_regex", f"{tag_regex!r} is not a valid regular expression: {e}") from None
     if pushed_after is not None and str(pushed_after).strip() != "":
         filters.pushed_after = parse_pushed_after(pushed_after, now)
     if most_recent is not None:
         if isinstance(most_recent, bool) or not isinstance(most_recent, int) or most_recent < 1:
-            raise CatalogOptionError("most_recent", f"must be a positive integer, got {most_recent!r}")
+            raise OptionError("most_recent", f"must be a positive integer, got {most_recent!r}")
         filters.most_recent = most_recent
     return filters
 
@@ -431,7 +426,7 @@ def select_repositories(
     unknown = sorted(n for n in filters.repositories if not _is_glob(n) and n not in names)
     if unknown:
         where = f"registry {registry_id}" if registry_id else "the registry"
-        raise CatalogOptionError(
+        raise OptionError(
             "repositories", f"repository {', '.join(repr(n) for n in unknown)} not found in {where}"
         )
     selected = []
@@ -511,6 +506,25 @@ def compare_digest(
         "missing_tags": missing_tags,
         "conflicting_tags": conflicts,
     }
+
+
+def needs_copy(image: Dict[str, Any], force_tags: bool = False) -> bool:
+    """Whether an image still needs copying to a destination: the one rule for facts, plan, rounds, verification
+    and report. ``image`` carries the destination fields of :func:`compare_digest`.
+
+    A tag conflict alone is not work: the digest is there and every other tag too, and a conflicting tag moves
+    only with ``force_tags``. Without this, a digest whose every tag conflicts would be sent to a build on every
+    run and reported as a conflict again.
+    """
+    status = image.get("destination_status") or "missing"
+    if status == "present":
+        return False
+    if status != "tag_conflict" or force_tags:
+        return True
+    digest_present = image.get("destination_digest_present")
+    if digest_present is None:  # records from before destination_digest_present existed
+        digest_present = bool(image.get("destination_tags"))
+    return not digest_present or bool(image.get("missing_tags"))
 
 
 def compared_images(
@@ -747,10 +761,10 @@ def collect(
     destination (:func:`compared_result`, plus ``name`` and ``registry_id``), in the order given; the top-level
     images then carry no destination fields.
 
-    Raises :class:`CatalogOptionError` for an unknown repository name, ``ecr.AnsibleECRError`` for API errors.
+    Raises :class:`OptionError` for an unknown repository name, ``ecr.AnsibleECRError`` for API errors.
     """
     if fetch_manifests not in FETCH_MANIFESTS:
-        raise CatalogOptionError("fetch_manifests", f"must be one of {', '.join(FETCH_MANIFESTS)}")
+        raise OptionError("fetch_manifests", f"must be one of {', '.join(FETCH_MANIFESTS)}")
     if destination_client is not None and destinations:
         raise ValueError("destination_client and destinations are mutually exclusive")
     source = f"source registry {registry_id}" if registry_id else "source registry"

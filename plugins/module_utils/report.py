@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import needs_copy
+
 SCHEMA_VERSION = 1
 
 # destination_status values of ecr_image_info
@@ -65,14 +67,6 @@ def image_key(image: Mapping[str, Any]) -> tuple[str, str]:
         return str(image["repository"]), str(image["digest"])
     except KeyError as e:
         raise ReportError(f"image entry without {e.args[0]!r}: {dict(image)!r}") from None
-
-
-def needs_copy(image: Mapping[str, Any], force_tags: bool = False) -> bool:
-    """Whether the execute step has something to do for this image."""
-    status = image.get("destination_status", STATUS_MISSING)
-    if status in (STATUS_MISSING, STATUS_MISSING_TAGS):
-        return True
-    return status == STATUS_TAG_CONFLICT and force_tags
 
 
 def _index(images: Iterable[Mapping[str, Any]] | None, what: str) -> dict[tuple[str, str], Mapping[str, Any]]:

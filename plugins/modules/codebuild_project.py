@@ -267,7 +267,7 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import IMAGE_PULL_CREDENTIALS_TYPES
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import LOG_STATUSES
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import AnsibleCodeBuildError
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import ProjectSpecError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import build_project_request
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import create_project
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import delete_project
@@ -402,7 +402,7 @@ def main():
             changed, project, changed_fields, diff = ensure_present(module, client)
         else:
             changed, project, changed_fields, diff = ensure_absent(module, client)
-    except ProjectSpecError as e:
+    except OptionError as e:
         module.fail_json(msg=str(e))
     except AnsibleCodeBuildError as e:
         module.fail_json_aws_error(e)

@@ -355,11 +355,11 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr impor
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import list_images
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import DestinationRepository
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import compare_digest
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import PolicyInputError
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_account_id
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_external_id
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_region
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_role_arn
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_account_id
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_external_id
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_region
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_role_arn
 
 SESSION_NAME = "codebuild-replicate"
 
@@ -369,15 +369,15 @@ def validate(module):
     try:
         for name in ("batch_size", "max_concurrent_builds", "parallel_copies", "wait_timeout", "poll_interval"):
             if p[name] is not None and p[name] < 1:
-                raise PolicyInputError(name, "must be 1 or more")
+                raise OptionError(name, "must be 1 or more")
         if p["build_ids"] is not None:
             if not p["build_ids"]:
-                raise PolicyInputError("build_ids", "must not be empty")
+                raise OptionError("build_ids", "must not be empty")
             return
         if p["images"] is None:
-            raise PolicyInputError("images", "is required unless build_ids is given")
+            raise OptionError("images", "is required unless build_ids is given")
         if not p["dest_region"]:
-            raise PolicyInputError("dest_region", "is required unless build_ids is given")
+            raise OptionError("dest_region", "is required unless build_ids is given")
         validate_region(p["dest_region"], "dest_region")
         if p["dest_account"]:
             validate_account_id(p["dest_account"], "dest_account")
@@ -385,13 +385,13 @@ def validate(module):
             validate_role_arn(p["dest_role_arn"], "dest_role_arn")
         if p["external_id"] is not None:
             if not p["dest_role_arn"]:
-                raise PolicyInputError("external_id", "is only used together with dest_role_arn")
+                raise OptionError("external_id", "is only used together with dest_role_arn")
             validate_external_id(p["external_id"], "external_id")
         if p["executor"] == "codebuild" and not p["project_name"]:
-            raise PolicyInputError("project_name", "is required with executor=codebuild")
+            raise OptionError("project_name", "is required with executor=codebuild")
         if p["price_per_minute"] is not None and p["price_per_minute"] < 0:
-            raise PolicyInputError("price_per_minute", "must not be negative")
-    except PolicyInputError as e:
+            raise OptionError("price_per_minute", "must not be negative")
+    except OptionError as e:
         module.fail_json(msg=str(e), option=e.option)
 
 
@@ -547,7 +547,7 @@ def run(module):
     source_region = module.region
     try:
         images = batching.normalize_images(p["images"])
-    except batching.ImagesError as e:
+    except OptionError as e:
         module.fail_json(msg=str(e), option="images")
 
     source_account = module.client("sts").get_caller_identity()["Account"]
@@ -591,7 +591,7 @@ def run(module):
 
     try:
         batches = batching.build_batches(to_copy, p["batch_size"])
-    except batching.ImagesError as e:
+    except OptionError as e:
         module.fail_json(msg=str(e), option="images")
     plan = batching.plan(batches, p["parallel_copies"], max_concurrent, compute_type, p["price_per_minute"])
     plan["skipped"] = len(skipped)

@@ -607,17 +607,17 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils import im
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import AnsibleECRError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import assumed_role_connection
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import count_api_calls
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import PolicyInputError
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_account_id
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_external_id
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_region
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_role_arn
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_account_id
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_external_id
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_region
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_role_arn
 
 ROLE_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
 
 
 def validate_compare_to(compare_to, option="compare_to"):
-    """Raise PolicyInputError (naming the option) for a bad destination; return it cleaned."""
+    """Raise OptionError (naming the option) for a bad destination; return it cleaned."""
     if not compare_to:
         return None
     validate_region(compare_to.get("region"), f"{option}.region")
@@ -627,10 +627,10 @@ def validate_compare_to(compare_to, option="compare_to"):
         validate_role_arn(compare_to["role_arn"], f"{option}.role_arn")
     if compare_to.get("external_id") is not None:
         if not compare_to.get("role_arn"):
-            raise PolicyInputError(f"{option}.external_id", f"is only used together with {option}.role_arn")
+            raise OptionError(f"{option}.external_id", f"is only used together with {option}.role_arn")
         validate_external_id(compare_to["external_id"], f"{option}.external_id")
     if not ROLE_SESSION_NAME_RE.match(compare_to.get("role_session_name") or ""):
-        raise PolicyInputError(
+        raise OptionError(
             f"{option}.role_session_name",
             f"must be 2 to 64 letters, digits or +=,.@_- (an STS session name), got {compare_to.get('role_session_name')!r}",
         )
@@ -647,7 +647,7 @@ def validate_destinations(destinations):
             region = destination["region"]
             destination["name"] = f"{destination['registry_id']}/{region}" if destination.get("registry_id") else region
         if any(other["name"] == destination["name"] for other in named):
-            raise PolicyInputError(
+            raise OptionError(
                 f"{option}.name",
                 f"{destination['name']!r} names two destinations; give each destination its own name (or region/registry_id)",
             )
@@ -723,7 +723,7 @@ def main():
             most_recent=params["most_recent"],
             include_untagged=params["include_untagged"],
         )
-    except (PolicyInputError, image_catalog.CatalogOptionError) as e:
+    except OptionError as e:
         module.fail_json(msg=str(e), option=e.option)
 
     api_calls = {"source": {}}
@@ -755,7 +755,7 @@ def main():
             api_calls=api_calls,
             destinations=targets,
         )
-    except image_catalog.CatalogOptionError as e:
+    except OptionError as e:
         module.fail_json(msg=str(e), option=e.option)
     except AnsibleECRError as e:
         module.fail_json_aws_error(e)

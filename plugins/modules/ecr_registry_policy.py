@@ -92,7 +92,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import AnsibleECRError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import ECRErrorHandler
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import PolicyInputError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import merge_policy_statements
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import normalize_policy
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import policies_equal
@@ -146,7 +146,7 @@ def main():
                 delete_registry_policy(client)
             else:
                 registry_id = put_registry_policy(client, desired)
-    except PolicyInputError as e:
+    except OptionError as e:
         module.fail_json(msg=str(e))
     except AnsibleECRError as e:
         module.fail_json_aws_error(e)

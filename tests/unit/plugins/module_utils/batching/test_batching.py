@@ -62,7 +62,7 @@ def test_batches_close_before_env_limit():
     assert len(batches) > 1
     for batch in batches:
         assert len(batching.encode_batch(batch)) <= 8000
-    with pytest.raises(batching.ImagesError, match="too many tags"):
+    with pytest.raises(batching.OptionError, match="too many tags"):
         batching.build_batches(many_tags[:1], max_chars=100)
 
 
@@ -96,7 +96,7 @@ def test_normalize_accepts_image_info_and_merges_duplicates():
     ],
 )
 def test_normalize_errors_name_the_field(images, match):
-    with pytest.raises(batching.ImagesError, match=match):
+    with pytest.raises(batching.OptionError, match=match):
         batching.normalize_images(images)
 
 

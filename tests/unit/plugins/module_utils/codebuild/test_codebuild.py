@@ -209,7 +209,7 @@ def test_build_project_request():
     ],
 )
 def test_build_project_request_bad_input(overrides, option):
-    with pytest.raises(cb.ProjectSpecError) as exc:
+    with pytest.raises(cb.OptionError) as exc:
         cb.build_project_request(params(**overrides))
     assert exc.value.option == option
 

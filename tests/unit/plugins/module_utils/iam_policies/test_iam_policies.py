@@ -222,14 +222,14 @@ def test_partition_follows_region():
     ],
 )
 def test_repository_prefixes_refused(prefixes, message):
-    with pytest.raises(p.PolicyInputError) as exc:
+    with pytest.raises(p.OptionError) as exc:
         service_policy(repository_prefixes=prefixes)
     assert exc.value.option == "repository_prefixes"
     assert message in str(exc.value)
 
 
 def test_prefixes_with_all_repositories_is_ambiguous():
-    with pytest.raises(p.PolicyInputError, match="repository_prefixes: must be empty"):
+    with pytest.raises(p.OptionError, match="repository_prefixes: must be empty"):
         target_policy(all_repositories=True)
 
 
@@ -249,7 +249,7 @@ def test_covered_prefixes_are_dropped():
     ],
 )
 def test_service_policy_bad_input(overrides, option):
-    with pytest.raises(p.PolicyInputError) as exc:
+    with pytest.raises(p.OptionError) as exc:
         service_policy(**overrides)
     assert exc.value.option == option
     assert str(exc.value).startswith(f"{option}: ")
@@ -257,7 +257,7 @@ def test_service_policy_bad_input(overrides, option):
 
 @pytest.mark.parametrize("external_id", ["", "Z", "has space", "a" * 1225, None])
 def test_external_id_refused_without_showing_it(external_id):
-    with pytest.raises(p.PolicyInputError) as exc:
+    with pytest.raises(p.OptionError) as exc:
         p.target_trust_policy(source_role_arn=CODEBUILD_ROLE, external_id=external_id)
     assert exc.value.option == "external_id"
     if external_id:
@@ -265,7 +265,7 @@ def test_external_id_refused_without_showing_it(external_id):
 
 
 def test_bad_source_role_arn():
-    with pytest.raises(p.PolicyInputError, match="^source_role_arn: "):
+    with pytest.raises(p.OptionError, match="^source_role_arn: "):
         p.target_trust_policy(source_role_arn="ecr-replication-codebuild", external_id=SECRET)
 
 
@@ -299,7 +299,7 @@ def test_remove_only_our_statement_and_none_when_empty():
 
 
 def test_merge_needs_a_sid():
-    with pytest.raises(p.PolicyInputError, match="Sid"):
+    with pytest.raises(p.OptionError, match="Sid"):
         p.merge_policy_statements(None, [{"Effect": "Allow", "Action": "ecr:ReplicateImage", "Resource": "*"}])
 
 
@@ -323,7 +323,7 @@ def test_flags_given_as_strings_mean_what_they_say():
     assert {r for a, r in p.action_resource_pairs(everything) if a == "ecr:PutImage"} == {
         f"arn:aws:ecr:{DST_REGION}:{DST}:repository/*"
     }
-    with pytest.raises(p.PolicyInputError, match="^allow_repository_policy: must be true or false"):
+    with pytest.raises(p.OptionError, match="^allow_repository_policy: must be true or false"):
         target_policy(allow_repository_policy="maybe")
 
 
@@ -359,7 +359,7 @@ def test_reader_trust_policy_exact():
 
 @pytest.mark.parametrize("principals", [[], "arn:aws:iam::111111111111:root", ["*"], ["arn:aws:iam::1111:root"]])
 def test_reader_trust_policy_refuses_bad_principals(principals):
-    with pytest.raises(p.PolicyInputError) as error:
+    with pytest.raises(p.OptionError) as error:
         p.reader_trust_policy(trusted_principals=principals, external_id=SECRET)
     assert error.value.option == "trusted_principals"
 
@@ -378,6 +378,6 @@ def test_one_role_for_several_regions_of_the_account():
 
 @pytest.mark.parametrize("extra_regions", ["ap-south-1", ["mumbai"]])
 def test_extra_regions_refused(extra_regions):
-    with pytest.raises(p.PolicyInputError) as error:
+    with pytest.raises(p.OptionError) as error:
         p.reader_permissions_policy(region=DST_REGION, account=DST, repository_prefixes=["a/"], extra_regions=extra_regions)
     assert error.value.option == "extra_regions"

@@ -132,7 +132,7 @@ def test_filters_through_collect(seeded):
     assert set(by_digest(result)) == {digests[n] for n in ("amd", "arm", "index", "signature", "cosign")}
     result = ic.collect(src, ic.build_filters(repository_prefix="app/", include_untagged=False))
     assert set(by_digest(result)) == {digests[n] for n in ("index", "cosign", "docker")}
-    with pytest.raises(ic.CatalogOptionError) as err:
+    with pytest.raises(ic.OptionError) as err:
         ic.collect(src, ic.build_filters(repositories=["app/nope"]))
     assert err.value.option == "repositories"
 

@@ -56,22 +56,22 @@ def test_pushed_after_accepts_dates_and_durations(value, expected):
 
 @pytest.mark.parametrize("value", ["yesterday", "30", "d30", "2024-13-01", "", "30 days", "-3d"])
 def test_pushed_after_rejects_garbage_naming_the_option(value):
-    with pytest.raises(ic.CatalogOptionError) as err:
+    with pytest.raises(ic.OptionError) as err:
         ic.parse_pushed_after(value, now=NOW)
     assert err.value.option == "pushed_after"
     assert str(err.value).startswith("pushed_after: ")
 
 
 def test_build_filters_validates_each_option():
-    with pytest.raises(ic.CatalogOptionError, match=r"^tag_regex: '\(' is not a valid regular expression"):
+    with pytest.raises(ic.OptionError, match=r"^tag_regex: '\(' is not a valid regular expression"):
         ic.build_filters(tag_regex="(")
-    with pytest.raises(ic.CatalogOptionError) as err:
+    with pytest.raises(ic.OptionError) as err:
         ic.build_filters(most_recent=0)
     assert err.value.option == "most_recent"
-    with pytest.raises(ic.CatalogOptionError) as err:
+    with pytest.raises(ic.OptionError) as err:
         ic.build_filters(repositories=["ok", ""])
     assert err.value.option == "repositories"
-    with pytest.raises(ic.CatalogOptionError) as err:
+    with pytest.raises(ic.OptionError) as err:
         ic.build_filters(exclude_repositories="app/*")
     assert err.value.option == "exclude_repositories"
     filters = ic.build_filters(tag_regex="^v1", pushed_after="1d", most_recent=3, now=NOW)
@@ -98,7 +98,7 @@ def test_select_repositories_globs_excludes_prefix_sorted():
 
 
 def test_unknown_exact_repository_is_an_error_but_an_unmatched_glob_is_not():
-    with pytest.raises(ic.CatalogOptionError) as err:
+    with pytest.raises(ic.OptionError) as err:
         ic.select_repositories(REPOS, ic.build_filters(repositories=["team-c/web", "tools"]), "111111111111")
     assert err.value.option == "repositories"
     assert "'team-c/web'" in str(err.value) and "111111111111" in str(err.value)
@@ -308,3 +308,28 @@ def test_a_tagged_platform_manifest_is_selected_by_its_own_tags():
     ic.link_images(images)
     assert digests(ic.select_images(images, ic.build_filters(tag_regex="amd64$"))) == [2, 4]
     assert digests(ic.select_images(images, ic.build_filters(tag_regex="^v1$"))) == [1, 3]
+
+
+def test_pushed_after_beyond_the_calendar_is_an_option_error():
+    with pytest.raises(ic.OptionError, match="^pushed_after: '100000000d' reaches back before the year 1"):
+        ic.parse_pushed_after("100000000d")
+
+
+@pytest.mark.parametrize(
+    "fields,force_tags,expected",
+    [
+        ({"destination_status": "present"}, False, False),
+        ({"destination_status": "missing"}, False, True),
+        ({"destination_status": "missing_tags", "missing_tags": ["v2"]}, False, True),
+        # the digest is there, every tag conflicts: nothing to do without force_tags (was a build on every re-run)
+        ({"destination_status": "tag_conflict", "destination_digest_present": True, "missing_tags": [],
+          "destination_tags": []}, False, False),
+        ({"destination_status": "tag_conflict", "destination_digest_present": True, "missing_tags": []}, True, True),
+        # a conflict, and another tag still missing: the missing tag is work
+        ({"destination_status": "tag_conflict", "destination_digest_present": True, "missing_tags": ["v3"]}, False, True),
+        # a conflict on a digest that is not there: the digest itself is work
+        ({"destination_status": "tag_conflict", "destination_digest_present": False, "missing_tags": []}, False, True),
+    ],
+)
+def test_needs_copy_is_the_one_rule(fields, force_tags, expected):
+    assert ic.needs_copy(fields, force_tags) is expected

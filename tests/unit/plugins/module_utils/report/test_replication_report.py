@@ -40,6 +40,8 @@ def planned():
             "tag_conflict",
             tags=("stable",),
             conflicting_tags=[{"tag": "stable", "destination_digest": D5}],
+            destination_digest_present=True,
+            missing_tags=[],
         ),
         img("app/db", D5, "missing", tags=(), size=500),
     ]
