@@ -3,39 +3,78 @@
 # Copyright: Contributors to the Ansible project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Running batches of ``buildspec.yml``: as CodeBuild builds (start, cap concurrency, poll, read the logs back) or
-on this machine through ``buildspec_runner`` (``executor: local``). Used by ``codebuild_replicate``.
+"""Where one batch of ``buildspec.yml`` runs: a CodeBuild build, or a local run through ``buildspec_runner``.
 
-Both executors return one record per build (``id``, ``status``, ``images``, ``duration_seconds``, ``log_group``,
-``log_stream``, ``log_link``, ``error``) and the ``RESULT`` lines of its log; ``results_for()`` completes them
-(images a failed build never reported are ``failed`` with the build's reason).
+Both backends have the same four non-blocking operations, so that ``replication_driver`` (the one loop that
+starts, follows, stops and re-plans) treats them alike:
+
+- ``start(batch, env) -> build id``; raises :class:`QueueFull` when the service refuses a build for now
+  (CodeBuild's ``AccountLimitExceededException``) and :class:`TransientError` for throttling and 5xx;
+- ``poll(ids) -> {id: build record}`` (records: ``id``, ``status``, ``current_phase``, ``duration_seconds``,
+  ``log_group``, ``log_stream``, ``log_link``, ``error``); ids the service does not know (yet) are absent;
+- ``new_lines(id) -> [log lines since the last call]``, the build's output as it comes (``RESULT`` lines);
+- ``stop(id)``.
+
+``results_for()`` completes a finished build's results: images a failed build never reported are ``failed``
+with the build's reason.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
 import time
 from typing import Any
-from typing import Callable
 from typing import Dict
 from typing import List
 from typing import Optional
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import batching
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import codebuild
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_results
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.rate_limit import ECR_PUT_IMAGE_TPS
 
 FINAL = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
 
 
-class ExecutorError(Exception):
-    """A build could not be started or followed; ``builds`` holds what was started so far."""
+class QueueFull(Exception):
+    """The service does not take another build now (CodeBuild: AccountLimitExceededException); try again later."""
 
-    def __init__(self, message: str, builds: Optional[List[Dict[str, Any]]] = None):
-        super().__init__(message)
-        self.builds = builds or []
+
+class TransientError(Exception):
+    """A call that may work when repeated (throttling, 5xx, connection errors)."""
+
+
+TRANSIENT_CODES = (
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalServerException",
+    "InternalError",
+)
+
+
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ClientError, also when wrapped by an amazon.aws error handler."""
+    for candidate in (error, getattr(error, "exception", None), error.__cause__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, dict):
+            return str((response.get("Error") or {}).get("Code") or "")
+    return ""
+
+
+def is_transient(error: BaseException) -> bool:
+    if error_code(error) in TRANSIENT_CODES:
+        return True
+    names = {type(e).__name__ for e in (error, getattr(error, "exception", None), error.__cause__) if e is not None}
+    # botocore's connection errors (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ...)
+    return any(name.endswith(("ConnectionError", "ConnectionClosedError", "TimeoutError")) for name in names)
 
 
 def common_env(
@@ -135,194 +174,149 @@ def _seconds(value: Any) -> float:
     return value.timestamp() if hasattr(value, "timestamp") else float(value)
 
 
-class CodeBuildExecutor:
-    """Starts batches as builds of one project, never more than ``max_concurrent`` at a time."""
+class CodeBuildBackend:
+    """Batches as builds of one CodeBuild project."""
 
-    def __init__(
-        self,
-        codebuild,
-        logs,
-        project_name: str,
-        start_build: Callable[..., Dict[str, Any]],
-        batch_get_builds: Callable[..., List[Dict[str, Any]]],
-        max_concurrent: int = 5,
-        poll_interval: float = 15.0,
-        wait_timeout: float = 3600.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ):
+    def __init__(self, codebuild, logs, project_name: str):
         self.codebuild = codebuild
         self.logs = logs
         self.project_name = project_name
-        self._start_build = start_build
-        self._batch_get_builds = batch_get_builds
-        self.max_concurrent = max(1, int(max_concurrent))
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
-        self.sleep = sleep
-        self.clock = clock
+        self._log_tokens: Dict[str, Optional[str]] = {}
+        self._log_where: Dict[str, tuple] = {}
 
     def start(self, batch: List[Dict[str, Any]], env: Dict[str, str]) -> str:
         variables = dict(env)
         variables.update(batching.batch_env(batch))
-        return self._start_build(self.codebuild, self.project_name, variables)["id"]
+        try:
+            return codebuild.start_build(self.codebuild, self.project_name, variables)["id"]
+        except Exception as e:  # classified here, so the driver never needs to know botocore
+            if error_code(e) == "AccountLimitExceededException":
+                raise QueueFull(str(e)) from e
+            if is_transient(e):
+                raise TransientError(str(e)) from e
+            raise
 
-    def run(self, batches: List[List[Dict[str, Any]]], env: Dict[str, str], wait: bool = True):
-        """Start the batches (the first ``max_concurrent`` only when ``wait`` is false); return
-        (build records, results, batches not started)."""
-        pending = list(enumerate(batches))
-        running: Dict[str, tuple] = {}
-        records: Dict[str, Dict[str, Any]] = {}
-        results: List[Dict[str, Any]] = []
-        deadline = self.clock() + self.wait_timeout
-        while True:
-            while pending and len(running) < self.max_concurrent:
-                index, batch = pending.pop(0)
-                try:
-                    build_id = self.start(batch, env)
-                except Exception as e:
-                    raise ExecutorError("could not start build %d: %s" % (index, e), list(records.values())) from e
-                running[build_id] = (index, batch)
-                records[build_id] = {"id": build_id, "batch": index, "status": "IN_PROGRESS", "images": len(batch)}
-            if not wait or not running:
-                break
-            if self.clock() > deadline:
-                raise ExecutorError(
-                    "wait_timeout: builds still running after %ds: %s (poll them with build_ids)"
-                    % (self.wait_timeout, ", ".join(sorted(running))),
-                    list(records.values()),
-                )
-            self.sleep(self.poll_interval)
-            for build in self._batch_get_builds(self.codebuild, list(running)):
-                if build.get("buildStatus") not in FINAL:
-                    records[build["id"]].update(status=build.get("buildStatus"), current_phase=build.get("currentPhase"))
-                    continue
-                index, batch = running.pop(build["id"])
-                record = _build_record(build, index, len(batch))
-                records[build["id"]] = record
-                results.extend(results_for(record, self.read_log(build), batch))
-        return list(records.values()), results, [batch for _index, batch in pending]
-
-    def poll(self, build_ids: List[str], wait: bool = True):
-        """Follow builds started earlier; their batches are read back from their environment."""
-        deadline = self.clock() + self.wait_timeout
-        while True:
-            builds = self._batch_get_builds(self.codebuild, build_ids)
-            unknown = sorted(set(build_ids) - {b["id"] for b in builds})
-            if unknown:
-                raise ExecutorError("unknown build ids: %s" % ", ".join(unknown))
-            done = all(b.get("buildStatus") in FINAL for b in builds)
-            if done or not wait:
-                break
-            if self.clock() > deadline:
-                running = sorted(b["id"] for b in builds if b.get("buildStatus") not in FINAL)
-                raise ExecutorError("wait_timeout: builds still running: %s" % ", ".join(running))
-            self.sleep(self.poll_interval)
-        records, results = [], []
+    def poll(self, build_ids: List[str]) -> Dict[str, Dict[str, Any]]:
+        try:
+            builds = codebuild.batch_get_builds(self.codebuild, build_ids)
+        except Exception as e:
+            raise TransientError(str(e)) from e  # following builds never gives up on one failed call
+        records = {}
         for build in builds:
-            planned = batch_from_env((build.get("environment") or {}).get("environmentVariables"))
-            record = _build_record(build, None, len(planned) if planned is not None else None)
-            records.append(record)
-            if build.get("buildStatus") in FINAL:
-                results.extend(results_for(record, self.read_log(build), planned))
-        return records, results
+            logs = build.get("logs") or {}
+            if logs.get("groupName") and logs.get("streamName"):
+                self._log_where[build["id"]] = (logs["groupName"], logs["streamName"])
+            records[build["id"]] = _build_record(build, None, None)
+        return records
 
-    def read_log(self, build: Dict[str, Any]) -> List[str]:
-        """Every message of the build's CloudWatch Logs stream (all pages)."""
-        logs = build.get("logs") or {}
-        group, stream = logs.get("groupName"), logs.get("streamName")
-        if not group or not stream or self.logs is None:
+    def stop(self, build_id: str) -> None:
+        codebuild.stop_build(self.codebuild, build_id)
+
+    def new_lines(self, build_id: str) -> List[str]:
+        """The log events of the build's stream since the last call (every page)."""
+        where = self._log_where.get(build_id)
+        if where is None or self.logs is None:
             return []
         lines: List[str] = []
-        token = None
+        token = self._log_tokens.get(build_id)
         for _page in range(10000):
-            params = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+            params = {"logGroupName": where[0], "logStreamName": where[1], "startFromHead": True}
             if token:
                 params["nextToken"] = token
             try:
                 page = self.logs.get_log_events(**params)
-            except Exception as e:  # the stream may not exist when a build failed before it wrote anything
-                if "ResourceNotFoundException" in str(e):
+            except Exception as e:  # the stream exists only once the build wrote something
+                if error_code(e) == "ResourceNotFoundException" or "ResourceNotFoundException" in str(e):
                     return lines
-                raise
+                raise TransientError(str(e)) from e
             lines.extend(event.get("message", "") for event in page.get("events", []))
-            if not page.get("events") or page.get("nextForwardToken") in (None, token):
+            next_token = page.get("nextForwardToken")
+            if next_token:
+                self._log_tokens[build_id] = next_token
+            if not page.get("events") or next_token in (None, token):
                 break
-            token = page.get("nextForwardToken")
+            token = next_token
         return lines
 
 
-class LocalExecutor:
-    """Runs the batches with ``buildspec_runner`` on this machine, ``max_concurrent`` at a time."""
+class LocalBackend:
+    """Batches run by ``buildspec_runner`` on this machine, each in a thread of its own."""
 
-    def __init__(self, buildspec_text: str, base_env: Dict[str, str], max_concurrent: int = 1,
-                 wait_timeout: Optional[float] = None, workdir: Optional[str] = None):
+    def __init__(self, buildspec_text: str, base_env: Dict[str, str], timeout: Optional[float] = None,
+                 workdir: Optional[str] = None):
         self.buildspec_text = buildspec_text
         self.base_env = dict(base_env)
-        self.max_concurrent = max(1, int(max_concurrent))
-        self.wait_timeout = wait_timeout
+        self.timeout = timeout
         self.workdir = workdir
+        self._runs: Dict[str, Dict[str, Any]] = {}
+        self._count = 0
 
-    def run(self, batches: List[List[Dict[str, Any]]], env: Dict[str, str]):
+    def start(self, batch: List[Dict[str, Any]], env: Dict[str, str]) -> str:
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils import buildspec_runner
 
-        records: List[Optional[Dict[str, Any]]] = [None] * len(batches)
-        results: List[List[Dict[str, Any]]] = [[] for _batch in batches]
-        semaphore = threading.Semaphore(self.max_concurrent)
-        errors: List[BaseException] = []
+        self._count += 1
+        build_id = "local:%d-batch-%d" % (os.getpid(), self._count)
+        variables = dict(self.base_env)
+        variables.update(env)
+        variables.update(batching.batch_env(batch))
+        tmp = tempfile.mkdtemp(prefix="ecr-replication-local-", dir=self.workdir)
+        run: Dict[str, Any] = {"lines": [], "read": 0, "status": "IN_PROGRESS", "phase": "BUILD", "error": None,
+                               "started": time.time(), "ended": None, "workdir": tmp}
+        run["runner"] = buildspec_runner.BuildspecRunner(
+            self.buildspec_text, variables, workdir=tmp, sink=run["lines"].append, timeout=self.timeout,
+            build_id=build_id, extra_codebuild_vars={"CODEBUILD_BUILD_ID": build_id},
+        )
+        run["thread"] = threading.Thread(target=self._run, args=(run,), name=build_id, daemon=True)
+        self._runs[build_id] = run
+        run["thread"].start()
+        return build_id
 
-        def one(index: int, batch: List[Dict[str, Any]]) -> None:
-            with semaphore:
-                lines: List[str] = []
-                variables = dict(self.base_env)
-                variables.update(env)
-                variables.update(batching.batch_env(batch))
-                started = time.time()
-                tmp = None
-                try:
-                    import tempfile
+    @staticmethod
+    def _run(run: Dict[str, Any]) -> None:
+        try:
+            outcome = run["runner"].run()
+            status = outcome.status
+            failed = [p for p in outcome.phases if p.status not in ("SUCCEEDED", None)]
+            if status != "SUCCEEDED":
+                run["error"] = (
+                    "build %s in phase %s: %s" % (status, PHASE_NAMES.get(failed[0].name, failed[0].name),
+                                                  failed[0].message or failed[0].code)
+                    if failed else "build %s" % status
+                )
+        except Exception as e:  # noqa: BLE001 - a runner error must end this build, not the whole run
+            status, run["error"] = "FAULT", "build FAULT: %s" % e
+        finally:
+            shutil.rmtree(run["workdir"], ignore_errors=True)
+        run["ended"] = time.time()
+        run["phase"] = "COMPLETED"
+        run["status"] = status
 
-                    tmp = tempfile.mkdtemp(prefix="ecr-replication-local-", dir=self.workdir)
-                    runner = buildspec_runner.BuildspecRunner(
-                        self.buildspec_text, variables, workdir=tmp, sink=lines.append, timeout=self.wait_timeout,
-                        extra_codebuild_vars={"CODEBUILD_BUILD_ID": "local:batch-%d-%d" % (index, os.getpid())},
-                    )
-                    outcome = runner.run()
-                except BaseException as e:  # a runner error must not leave the other batches unreported
-                    errors.append(e)
-                    outcome = None
-                finally:
-                    if tmp:
-                        shutil.rmtree(tmp, ignore_errors=True)
-                status = outcome.status if outcome else "FAILED"
-                record = {
-                    "id": runner.build_id if outcome else "local:batch-%d" % index,
-                    "batch": index,
-                    "status": status,
-                    "current_phase": "COMPLETED",
-                    "images": len(batch),
-                    "duration_seconds": round(time.time() - started, 1),
-                    "log_group": None,
-                    "log_stream": None,
-                    "log_link": None,
-                    "error": None,
-                }
-                if status != "SUCCEEDED":
-                    failed = [p for p in (outcome.phases if outcome else []) if p.status not in ("SUCCEEDED", None)]
-                    record["error"] = (
-                        "build %s in phase %s: %s" % (status, PHASE_NAMES.get(failed[0].name, failed[0].name),
-                                                      failed[0].message or failed[0].code)
-                        if failed else "build %s%s" % (status, ": %s" % errors[-1] if errors and not outcome else "")
-                    )
-                records[index] = record
-                results[index] = results_for(record, lines, batch)
+    def poll(self, build_ids: List[str]) -> Dict[str, Dict[str, Any]]:
+        records = {}
+        for build_id in build_ids:
+            run = self._runs.get(build_id)
+            if run is None:
+                continue
+            ended = run["ended"]
+            records[build_id] = {
+                "id": build_id, "batch": None, "status": run["status"], "current_phase": run["phase"],
+                "images": None, "duration_seconds": round(ended - run["started"], 1) if ended else None,
+                "log_group": None, "log_stream": None, "log_link": None, "error": run["error"],
+            }
+        return records
 
-        threads = [threading.Thread(target=one, args=(n, b), daemon=True) for n, b in enumerate(batches)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return [r for r in records if r], [r for rs in results for r in rs], []
+    def stop(self, build_id: str) -> None:
+        run = self._runs.get(build_id)
+        if run is not None:
+            run["runner"].stop()
+
+    def new_lines(self, build_id: str) -> List[str]:
+        run = self._runs.get(build_id)
+        if run is None:
+            return []
+        end = len(run["lines"])  # list.append from the runner thread is atomic; read up to a fixed end
+        lines, run["read"] = run["lines"][run["read"] : end], end
+        return lines
 
 
 PHASE_NAMES = {"install": "INSTALL", "pre_build": "PRE_BUILD", "build": "BUILD", "post_build": "POST_BUILD"}
