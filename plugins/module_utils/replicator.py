@@ -41,12 +41,10 @@ What the program does for one batch (environment variables in ``ENV_DOC``):
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import ast
 import importlib
 import re
 import sys
-import zlib
 
 # Only for unit tests and type checkers: in buildspec.yml these names are inlined by render_program().
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.batching import decode_batch  # noqa: F401
@@ -54,24 +52,10 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils.batching 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.rate_limit import TokenBucket  # noqa: F401
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import auth_file_content  # noqa: F401
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import image_reference  # noqa: F401
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import parse_authorization  # noqa: F401
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import registry_host  # noqa: F401
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.replication_results import (  # noqa: F401
     format_result,
 )
-
-# bundle:start replicator
-import concurrent.futures
-import hashlib
-import json
-import os
-import random
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 
 ENV_DOC = {
     "REPL_BATCH_PARTS, REPL_BATCH_<n>": "the batch (batching.py), required",
@@ -91,175 +75,155 @@ ENV_DOC = {
     "REPL_COPY_LIFECYCLE_POLICY": "give created repositories the source lifecycle policy (false)",
     "REPL_COPY_REPOSITORY_POLICY": "give created repositories the source repository policy (false)",
 }
-RETRYABLE_AWS = ("Throttling", "TooManyRequests", "RequestLimitExceeded", "ServiceUnavailable", "InternalServer")
+
+
+# bundle:start replicator
+import base64
+import binascii
+import concurrent.futures
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+
+try:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+except ImportError:  # only the program needs them (its install phase provides boto3), not Ansible's import
+    boto3 = Config = ClientError = None
+
 PERMANENT_COPY = ("manifest unknown", "name unknown", "denied", "not authorized", "invalid reference")
+# Every type ECR stores: BatchGetImage may convert a manifest to a type it was not asked for (another digest).
+MEDIA_TYPES = ["application/vnd.%s" % t for t in (
+    "docker.distribution.manifest.v2+json", "docker.distribution.manifest.list.v2+json", "oci.image.manifest.v1+json",
+    "oci.image.index.v1+json", "docker.distribution.manifest.v1+json", "docker.distribution.manifest.v1+prettyjws")]
 
 
-def _flag(env, name, default):
-    value = str(env.get(name, "")).strip().lower()
-    return default if value == "" else value in ("1", "true", "yes", "on")
-
-
-def _number(env, name, default, kind=float):
-    value = str(env.get(name, "")).strip()
-    try:
-        return kind(value) if value else default
-    except ValueError:
-        raise SystemExit("%s=%r is not a number" % (name, value)) from None
-
-
-class AwsError(Exception):
-    def __init__(self, code, message):
-        super().__init__("%s: %s" % (code, message))
-        self.code = code
+def _code(error):
+    return error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
 
 
 class Replicator:
     """One batch: ``run()`` returns the process exit status."""
 
     def __init__(self, env=None, out=None):
-        self.env = dict(os.environ if env is None else env)
+        e = self.env = dict(os.environ if env is None else env)
         self.out = out or sys.stdout
-        e = self.env
+
+        def number(name, default, kind=float):
+            try:
+                return kind(e.get(name) or default)
+            except ValueError:
+                raise SystemExit("%s=%r is not a number" % (name, e.get(name))) from None
+
+        def flag(name, default):
+            value = (e.get(name) or "").strip().lower()
+            return default if not value else value in ("1", "true", "yes", "on")
+
         self.source_region = e.get("REPL_SOURCE_REGION") or e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION")
         self.dest_region = e.get("REPL_DEST_REGION")
-        self.dest_account = e.get("REPL_DEST_ACCOUNT") or None
-        self.role_arn = e.get("REPL_DEST_ROLE_ARN") or None
-        self.external_id = e.get("REPL_EXTERNAL_ID") or None
-        self.parallel = max(1, _number(e, "REPL_PARALLEL", 4, int))
-        self.force_tags = _flag(e, "REPL_FORCE_TAGS", False)
-        self.retries = max(0, _number(e, "REPL_RETRIES", 4, int))
-        self.backoff = max(0.0, _number(e, "REPL_BACKOFF", 2.0))
-        self.token_max_age = _number(e, "REPL_TOKEN_MAX_AGE", 11 * 3600.0)
-        self.creds_max_age = _number(e, "REPL_CREDENTIALS_MAX_AGE", 2700.0)
-        self.create_repos = _flag(e, "REPL_CREATE_REPOSITORIES", True)
-        self.copy_lifecycle = _flag(e, "REPL_COPY_LIFECYCLE_POLICY", False)
-        self.copy_repo_policy = _flag(e, "REPL_COPY_REPOSITORY_POLICY", False)
-        self.bucket = TokenBucket(max(0.1, _number(e, "REPL_PUT_TPS", 10.0)))
-        self.aws_bin = e.get("REPL_AWS_CLI") or "aws"
+        self.dest_account = e.get("REPL_DEST_ACCOUNT")
+        self.role_arn = e.get("REPL_DEST_ROLE_ARN")
+        self.external_id = e.get("REPL_EXTERNAL_ID")
+        self.parallel = max(1, number("REPL_PARALLEL", 4, int))
+        self.force_tags = flag("REPL_FORCE_TAGS", False)
+        self.retries = max(0, number("REPL_RETRIES", 4, int))
+        self.backoff = max(0.0, number("REPL_BACKOFF", 2.0))
+        self.token_max_age = number("REPL_TOKEN_MAX_AGE", 39600.0)
+        self.creds_max_age = number("REPL_CREDENTIALS_MAX_AGE", 2700.0)
+        self.create_repos = flag("REPL_CREATE_REPOSITORIES", True)
+        self.copy_policies = [p for p, on in (
+            (("get_lifecycle_policy", "put_lifecycle_policy", "lifecyclePolicyText"), "REPL_COPY_LIFECYCLE_POLICY"),
+            (("get_repository_policy", "set_repository_policy", "policyText"), "REPL_COPY_REPOSITORY_POLICY"),
+        ) if flag(on, False)]
+        self.bucket = TokenBucket(max(0.1, number("REPL_PUT_TPS", 10.0)))
         self.skopeo_bin = e.get("REPL_SKOPEO") or "skopeo"
+        self.registry = {"registryId": self.dest_account} if self.dest_account else {}
+        self.slots = threading.BoundedSemaphore(self.parallel)  # skopeo processes at a time, all repositories
         self.secrets = set()
         self.lock = threading.RLock()
-        self.print_lock = threading.Lock()
-        self.workdir = None
-        self.authfile = None
-        self.dest_creds = None
-        self.creds_at = 0.0
-        self.src = None
-        self.dst = None
-        self.tokens_at = 0.0
-
-    # -- output -------------------------------------------------------------------------------------------
-    def redact(self, text):
-        text = str(text)
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "****")
-        return text
+        self.workdir = self.authfile = self.src = self.dst = self.source_ecr = self.dest_ecr = None
+        self.creds_at = self.tokens_at = 0.0
 
     def log(self, message):
-        with self.print_lock:
-            self.out.write(self.redact(message) + "\n")
+        message = str(message)
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "****")
+        with self.lock:
+            self.out.write(message + "\n")
             self.out.flush()
 
-    def emit(self, result):
-        result = dict(result, error=self.redact(result["error"]) if result.get("error") else None)
-        self.log(format_result(result))
+    def client(self, service, region, **credentials):
+        config = Config(retries={"mode": "standard", "max_attempts": 6}, max_pool_connections=32)
+        return boto3.session.Session(**credentials).client(service, region_name=region, config=config)
 
-    def _secret(self, *values):
-        for value in values:
-            if value and len(value) >= 8:
-                self.secrets.add(value)
-
-    # -- aws CLI ------------------------------------------------------------------------------------------
-    def aws(self, args, region, dest=False):
-        """Run ``aws <args> --output json``; destination calls get the assumed credentials in their env."""
-        return self._aws(args, region, self.destination_credentials() if dest and self.role_arn else None)
-
-    def _aws(self, args, region, creds):
-        env = {k: v for k, v in self.env.items() if not k.startswith("REPL_")}
-        env.setdefault("AWS_RETRY_MODE", "standard")
-        env.setdefault("AWS_MAX_ATTEMPTS", "6")
-        env["AWS_PAGER"] = ""
-        if creds:
-            for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"):
-                env.pop(name, None)
-            env.update(creds)
-        cmd = [self.aws_bin] + list(args) + ["--region", region, "--output", "json"]
-        # The program runs in the build, not in an Ansible module: no run_command there.
-        proc = subprocess.run(  # pylint: disable=ansible-bad-function
-            cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False
-        )
-        if proc.returncode != 0:
-            err = proc.stderr.strip()
-            match = re.search(r"An error occurred \(([A-Za-z0-9.]+)\)", err)
-            raise AwsError(match.group(1) if match else "AwsCliError", self.redact(err.splitlines()[-1] if err else ""))
-        return json.loads(proc.stdout) if proc.stdout.strip() else {}
-
-    def destination_credentials(self):
+    def dest(self):
+        """The destination ECR client: the assumed role's (credentials in memory only, renewed) or the build's."""
         with self.lock:
-            if self.dest_creds is None or time.monotonic() - self.creds_at > self.creds_max_age:
-                session = "ecr-replication-%s" % re.sub(r"[^\w+=,.@-]", "-", self.env.get("CODEBUILD_BUILD_ID", "local"))
-                args = ["sts", "assume-role", "--role-arn", self.role_arn, "--role-session-name", session[:64]]
-                if self.external_id:
-                    args += ["--external-id", self.external_id]
-                try:  # with the build's own credentials
-                    creds = self._aws(args, self.dest_region, None)["Credentials"]
-                except AwsError as e:
-                    raise AwsError(e.code, "cannot assume the destination role %s: %s" % (self.role_arn, e)) from None
-                self._secret(creds["SecretAccessKey"], creds["SessionToken"])
-                self.dest_creds = {
-                    "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
-                    "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-                    "AWS_SESSION_TOKEN": creds["SessionToken"],
-                }
-                self.creds_at = time.monotonic()
-            return self.dest_creds
+            if self.dest_ecr is None or self.role_arn and time.monotonic() - self.creds_at > self.creds_max_age:
+                creds = {}
+                if self.role_arn:
+                    name = "ecr-replication-" + re.sub(r"[^\w+=,.@-]", "-", self.env.get("CODEBUILD_BUILD_ID", "local"))
+                    extra = {"ExternalId": self.external_id} if self.external_id else {}
+                    try:
+                        c = self.client("sts", self.dest_region).assume_role(
+                            RoleArn=self.role_arn, RoleSessionName=name[:64], **extra)["Credentials"]
+                    except Exception as e:
+                        raise RuntimeError("cannot assume the destination role %s: %s" % (self.role_arn, e)) from None
+                    self.secrets.update((c["SecretAccessKey"], c["SessionToken"]))
+                    creds = {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
+                             "aws_session_token": c["SessionToken"]}
+                self.dest_ecr, self.creds_at = self.client("ecr", self.dest_region, **creds), time.monotonic()
+            return self.dest_ecr
 
-    # -- registries ---------------------------------------------------------------------------------------
     def refresh_tokens(self, force=False):
         with self.lock:
             if not force and self.src and time.monotonic() - self.tokens_at < self.token_max_age:
                 return
-            src = parse_authorization(self.aws(["ecr", "get-authorization-token"], self.source_region))
-            args = ["ecr", "get-authorization-token"]
-            if self.dest_account:
-                args += ["--registry-ids", self.dest_account]
-            dst = parse_authorization(self.aws(args, self.dest_region, dest=True))
-            for auth in (src, dst):
-                self._secret(auth["token"], auth["password"])
-            if src["host"] == dst["host"]:
-                raise RuntimeError("source and destination registry are the same (%s)" % src["host"])
-            content = json.dumps(auth_file_content({src["host"]: src["token"], dst["host"]: dst["token"]}))
-            tmp = self.authfile + ".new"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            src = self.source_ecr.get_authorization_token()["authorizationData"][0]
+            ids = {"registryIds": [self.dest_account]} if self.dest_account else {}
+            dst = self.dest().get_authorization_token(**ids)["authorizationData"][0]
+            auths = {registry_host(a["proxyEndpoint"]): a["authorizationToken"] for a in (src, dst)}
+            if len(auths) < 2:
+                raise RuntimeError("source and destination registry are the same (%s)" % list(auths)[0])
+            for token in auths.values():
+                self.secrets.update((token, base64.b64decode(token).decode().partition(":")[2]))
+            # A 0600 file in a 0700 directory: --creds would show the password to every process through /proc.
+            fd = os.open(self.authfile + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write(content)
-            os.replace(tmp, self.authfile)
-            self.src, self.dst, self.tokens_at = src, dst, time.monotonic()
+                handle.write(json.dumps(auth_file_content(auths)))
+            os.replace(self.authfile + ".new", self.authfile)
+            self.src, self.dst = [registry_host(a["proxyEndpoint"]) for a in (src, dst)]
+            self.tokens_at = time.monotonic()
 
     def skopeo(self, args):
         self.refresh_tokens()
-        cmd = [self.skopeo_bin] + list(args[:1]) + ["--authfile", self.authfile] + list(args[1:])
+        cmd = [self.skopeo_bin, args[0], "--authfile", self.authfile] + args[1:]
+        # The program runs in the build, not in an Ansible module: no run_command there.
         proc = subprocess.run(  # pylint: disable=ansible-bad-function
-            cmd, env=self.env, stdin=subprocess.DEVNULL, capture_output=True, timeout=3600, check=False
-        )
+            cmd, env=self.env, stdin=subprocess.DEVNULL, capture_output=True, timeout=3600, check=False)
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace").strip()
-            raise RuntimeError(self.redact(err.splitlines()[-1] if err else "skopeo exited %d" % proc.returncode))
-        return proc.stdout
+            raise RuntimeError(err.splitlines()[-1] if err else "skopeo exited %d" % proc.returncode)
 
     def retry(self, what, func):
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in range(1, self.retries + 2):
             try:
                 func()
                 return attempt
-            except (RuntimeError, AwsError, subprocess.TimeoutExpired) as e:
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
                 text = str(e).lower()
-                permanent = isinstance(e, AwsError) and not any(c.lower() in e.code.lower() for c in RETRYABLE_AWS)
-                permanent = permanent or any(p in text for p in PERMANENT_COPY) and "unauthorized" not in text
-                if attempt > self.retries or permanent:
+                if attempt > self.retries or any(p in text for p in PERMANENT_COPY) and "unauthorized" not in text:
                     raise
                 if "unauthorized" in text or "401" in text:
                     self.refresh_tokens(force=True)
@@ -267,159 +231,141 @@ class Replicator:
                 self.log("retry %s in %.1fs (attempt %d failed: %s)" % (what, delay, attempt, e))
                 time.sleep(delay)
 
-    # -- repositories -------------------------------------------------------------------------------------
-    def _registry_args(self):
-        return ["--registry-id", self.dest_account] if self.dest_account else []
-
     def prepare_repository(self, name):
-        """Create the destination repository when missing; return its state and current tags."""
-        state = {"name": name, "created": False}
+        """Create the destination repository when missing; return its tag mutability and {tag: digest, digest: ""}."""
+        ecr = self.dest()
         try:
-            repo = self.aws(["ecr", "describe-repositories", "--repository-names", name] + self._registry_args(),
-                            self.dest_region, dest=True)["repositories"][0]
-        except AwsError as e:
-            if e.code != "RepositoryNotFoundException":
+            repo = ecr.describe_repositories(repositoryNames=[name], **self.registry)["repositories"][0]
+        except ClientError as e:
+            if _code(e) != "RepositoryNotFoundException" or not self.create_repos:
                 raise
-            if not self.create_repos:
-                raise AwsError(e.code, "destination repository %s does not exist" % name) from None
             repo = self.create_repository(name)
-            state["created"] = True
-        state["mutability"] = repo.get("imageTagMutability", "MUTABLE")
-        ids = self.aws(["ecr", "list-images", "--repository-name", name] + self._registry_args(),
-                       self.dest_region, dest=True).get("imageIds", [])
-        state["digests"] = {i["imageDigest"] for i in ids}
-        state["tags"] = {i["imageTag"]: i["imageDigest"] for i in ids if i.get("imageTag")}
-        return state
+        pages = ecr.get_paginator("list_images").paginate(repositoryName=name, **self.registry)
+        ids = [i for page in pages for i in page["imageIds"]]
+        return repo.get("imageTagMutability", "MUTABLE"), dict(
+            [(i["imageDigest"], "") for i in ids] + [(i["imageTag"], i["imageDigest"]) for i in ids if "imageTag" in i])
 
     def create_repository(self, name):
-        src = self.aws(["ecr", "describe-repositories", "--repository-names", name], self.source_region)
-        src = src["repositories"][0]
-        mutability = src.get("imageTagMutability", "MUTABLE")
-        args = ["ecr", "create-repository", "--repository-name", name, "--image-tag-mutability", mutability,
-                "--image-scanning-configuration",
-                "scanOnPush=%s" % str(src.get("imageScanningConfiguration", {}).get("scanOnPush", False)).lower(),
-                "--encryption-configuration",
+        src = self.source_ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+        args = {"repositoryName": name, "imageTagMutability": src.get("imageTagMutability", "MUTABLE"),
+                "imageScanningConfiguration": {"scanOnPush": src["imageScanningConfiguration"]["scanOnPush"]},
                 # a KMS key belongs to the source account and region: the destination uses its AWS managed key
-                "encryptionType=%s" % src.get("encryptionConfiguration", {}).get("encryptionType", "AES256")]
+                "encryptionConfiguration": {"encryptionType": src["encryptionConfiguration"]["encryptionType"]}}
         if src.get("imageTagMutabilityExclusionFilters"):
-            args += ["--image-tag-mutability-exclusion-filters", json.dumps(src["imageTagMutabilityExclusionFilters"])]
+            args["imageTagMutabilityExclusionFilters"] = src["imageTagMutabilityExclusionFilters"]
         try:
-            repo = self.aws(args + self._registry_args(), self.dest_region, dest=True)["repository"]
-            self.log("created repository %s (%s)" % (name, mutability))
-        except AwsError as e:
-            if e.code != "RepositoryAlreadyExistsException":  # another build was faster
+            repo = self.dest().create_repository(**args, **self.registry)["repository"]
+        except ClientError as e:
+            if _code(e) != "RepositoryAlreadyExistsException":  # another build was faster
                 raise
-            return self.aws(["ecr", "describe-repositories", "--repository-names", name] + self._registry_args(),
-                            self.dest_region, dest=True)["repositories"][0]
-        policies = []
-        if self.copy_lifecycle:
-            policies.append(("get-lifecycle-policy", "lifecyclePolicyText", "put-lifecycle-policy",
-                             "--lifecycle-policy-text", "LifecyclePolicyNotFoundException"))
-        if self.copy_repo_policy:
-            policies.append(("get-repository-policy", "policyText", "set-repository-policy",
-                             "--policy-text", "RepositoryPolicyNotFoundException"))
-        for get, key, put, option, absent in policies:
+            return self.dest().describe_repositories(repositoryNames=[name], **self.registry)["repositories"][0]
+        self.log("created repository %s (%s)" % (name, args["imageTagMutability"]))
+        for get, put, key in self.copy_policies:
             try:
-                text = self.aws(["ecr", get, "--repository-name", name], self.source_region)[key]
-            except AwsError as e:
-                if e.code == absent:
-                    continue
-                raise
-            self.aws(["ecr", put, "--repository-name", name, option, text] + self._registry_args(),
-                     self.dest_region, dest=True)
+                text = getattr(self.source_ecr, get)(repositoryName=name)[key]
+            except ClientError as e:
+                if not _code(e).endswith("PolicyNotFoundException"):
+                    raise
+            else:
+                getattr(self.dest(), put)(repositoryName=name, **{key: text}, **self.registry)
         return repo
 
-    # -- images -------------------------------------------------------------------------------------------
-    def copy_image(self, image, repo):
-        """Copy one image and its missing tags; the result is final only after ``verify_repository``."""
-        name, digest, tags = image["repository"], image["digest"], image["tags"]
-        started = time.monotonic()
-        result = {"repository": name, "digest": digest, "tags": tags, "status": "failed", "bytes": 0,
-                  "seconds": 0, "error": None, "tags_applied": [], "conflicts": {}, "attempts": 0}
+    def replicate_repository(self, name, images):
+        """Copy, tag and verify the batch's images of one repository; print one RESULT line per image."""
+        results = [dict(i, status="pending", bytes=0, seconds=0, error=None, tags_applied=[], attempts=0) for i in images]
         try:
-            if isinstance(repo, Exception):
-                raise repo
-            conflicts = {t: repo["tags"][t] for t in tags if repo["tags"].get(t, digest) != digest}
-            movable = self.force_tags and not repo["mutability"].startswith("IMMUTABLE")
-            to_tag = [t for t in tags if repo["tags"].get(t) != digest and (t not in conflicts or movable)]
-            result["copied"] = digest not in repo["digests"]
-            if result["copied"] or to_tag:
-                raw = self.skopeo(["inspect", "--raw", image_reference(self.src["host"], name, digest=digest)])
-                if "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
-                    raise RuntimeError("the source manifest of %s@%s does not match its digest" % (name, digest))
-                puts = 1 + len(json.loads(raw.decode("utf-8")).get("manifests") or [])  # PutImage calls per copy
-            src = image_reference(self.src["host"], name, digest=digest)
-            dst = image_reference(self.dst["host"], name, digest=digest)
-            if result["copied"]:
-                result["attempts"] = self.retry("copy %s@%s" % (name, digest), lambda: self.skopeo_copy(src, dst, puts))
-            for tag in to_tag:
-                # From the source again: every blob is already there (HEAD only), the destination role needs no
-                # read permission, and the tag lands on exactly these manifest bytes (--preserve-digests).
-                target = image_reference(self.dst["host"], name, tag=tag)
-                self.retry("tag %s:%s" % (name, tag), lambda: self.skopeo_copy(src, target, puts))
-                result["tags_applied"].append(tag)
-                conflicts.pop(tag, None)
-            result["conflicts"] = conflicts
-            result["status"] = "pending"
-        except Exception as e:  # one image never stops the batch
-            result["status"], result["error"] = "failed", "%s: %s" % (type(e).__name__, self.redact(e))
-        result["seconds"] = round(time.monotonic() - started, 2)
-        return result
-
-    def skopeo_copy(self, src, dst, puts):
-        self.bucket.acquire(puts)  # each manifest of an index is one PutImage in the destination
-        self.skopeo(["copy", "--all", "--preserve-digests", src, dst])
-
-    def verify_repository(self, name, results):
-        """Check every image of one repository in the destination (one DescribeImages call per 100 images), then
-        give each its final status. Nothing is reported copied before this."""
-        work = [r for r in results if r["status"] == "pending" and (r.get("copied") or r["tags_applied"])]
-        details = {}
-        try:
-            for n in range(0, len(work), 100):
-                ids = ["imageDigest=" + r["digest"] for r in work[n : n + 100]]
-                try:
-                    answer = self.aws(["ecr", "describe-images", "--repository-name", name, "--image-ids"] + ids
-                                      + self._registry_args(), self.dest_region, dest=True)
-                except AwsError as e:
-                    if e.code != "ImageNotFoundException":
-                        raise
-                    answer = self.aws(["ecr", "describe-images", "--repository-name", name]
-                                      + self._registry_args(), self.dest_region, dest=True)
-                details.update({d["imageDigest"]: d for d in answer.get("imageDetails", [])})
-        except Exception as e:
-            for r in work:
-                r["status"], r["error"] = "failed", "verification failed: %s" % self.redact(e)
+            mutability, have = self.prepare_repository(name)
+            movable = self.force_tags and not mutability.startswith("IMMUTABLE")
+            for r in results:
+                r["conflicts"] = {t: have[t] for t in r["tags"] if have.get(t, r["digest"]) != r["digest"]}
+                r["to_tag"] = [t for t in r["tags"] if have.get(t) != r["digest"] and (t not in r["conflicts"] or movable)]
+                r["copied"] = r["digest"] not in have
+            todo = [r for r in results if r["copied"] or r["to_tag"]]
+            manifests = {}
+            for n in range(0, len(todo), 100):  # the source manifests, one BatchGetImage per 100 images
+                ids = [{"imageDigest": r["digest"]} for r in todo[n : n + 100]]
+                for i in self.source_ecr.batch_get_image(repositoryName=name, imageIds=ids,
+                                                         acceptedMediaTypes=MEDIA_TYPES)["images"]:
+                    manifests[i["imageId"]["imageDigest"]] = (i["imageManifest"], i.get("imageManifestMediaType"))
+            for r in todo:
+                text = manifests.get(r["digest"], ("",))[0]
+                if "sha256:" + hashlib.sha256(text.encode()).hexdigest() != r["digest"]:
+                    r["status"], r["error"] = "failed", "manifest unknown or damaged in the source: %s" % r["digest"]
+            todo = [r for r in todo if r["status"] == "pending"]
+            # Several images of a repository usually share base layers: the first copy alone uploads them (the
+            # biggest manifest: an index carries the layers of every platform), the others then find them there.
+            todo.sort(key=lambda r: (not r["copied"], -len(manifests[r["digest"]][0])))
+            self.copy_image(todo[0], manifests) if todo else None
+            with concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
+                list(pool.map(lambda r: self.copy_image(r, manifests), todo[1:]))
+            self.verify(name, results)
+        except Exception as e:  # the repository cannot be used: each of its images fails with the reason
+            for r in results:
+                if r["status"] == "pending":
+                    r["status"], r["error"] = "failed", "%s: %s" % (type(e).__name__, e)
         for r in results:
-            if r["status"] == "pending":
-                self.finish_result(r, details)
-            r.pop("copied", None)
-            self.emit(r)
+            for key in ("copied", "to_tag"):
+                r.pop(key, None)
+            self.log(format_result(r))
+        return results
 
-    def finish_result(self, r, details):
+    def copy_image(self, r, manifests):
+        """``skopeo copy`` of a missing digest, then one PutImage of the same manifest bytes per missing tag."""
+        name, digest, started = r["repository"], r["digest"], time.monotonic()
+        text, media_type = manifests[digest]
         try:
-            if r.get("copied") or r["tags_applied"]:
-                detail = details.get(r["digest"])
-                if detail is None:
-                    raise RuntimeError("%s@%s is not in the destination" % (r["repository"], r["digest"]))
-                expected = [t for t in r["tags"] if t not in r["conflicts"]]
-                missing = sorted(set(expected) - set(detail.get("imageTags") or []))
-                if missing:
-                    raise RuntimeError("tags %s are not on the digest in the destination" % ", ".join(missing))
-                if r.get("copied"):
-                    ref = image_reference(self.dst["host"], r["repository"], digest=r["digest"])
-                    if "sha256:" + hashlib.sha256(self.skopeo(["inspect", "--raw", ref])).hexdigest() != r["digest"]:
-                        raise RuntimeError("the destination serves other manifest bytes for %s" % r["digest"])
-                    r["bytes"] = int(detail.get("imageSizeInBytes") or 0)
-            if r["conflicts"]:
+            if r["copied"]:
+                src, dst = (image_reference(host, name, digest=digest) for host in (self.src, self.dst))
+
+                def copy():
+                    self.bucket.acquire(1 + len(json.loads(text).get("manifests") or []))  # a PutImage per manifest
+                    with self.slots:
+                        self.skopeo(["copy", "--all", "--preserve-digests", src, dst])
+
+                r["attempts"] = self.retry("copy %s@%s" % (name, digest), copy)
+            for tag in r["to_tag"]:
+                self.bucket.acquire(1)
+                try:
+                    self.dest().put_image(repositoryName=name, imageManifest=text, imageManifestMediaType=media_type,
+                                          imageTag=tag, imageDigest=digest, **self.registry)
+                except ClientError as e:
+                    if _code(e) != "ImageAlreadyExistsException":  # already there: another build was faster
+                        raise
+                r["tags_applied"].append(tag)
+                r["conflicts"].pop(tag, None)
+        except Exception as e:  # one image never stops the batch
+            r["status"], r["error"] = "failed", "%s: %s" % (type(e).__name__, e)
+        r["seconds"] = round(time.monotonic() - started, 2)
+
+    def verify(self, name, results):
+        """Read every copied or tagged image back, one DescribeImages per 100; nothing is reported copied before."""
+        work = [r["digest"] for r in results if r["status"] == "pending" and (r["copied"] or r["tags_applied"])]
+        found = {}
+        for n in range(0, len(work), 100):
+            try:
+                answer = self.dest().describe_images(
+                    repositoryName=name, imageIds=[{"imageDigest": d} for d in work[n : n + 100]], **self.registry)
+                details = answer["imageDetails"]
+            except ClientError as e:  # one missing digest fails the call: read the whole repository instead
+                if _code(e) != "ImageNotFoundException":
+                    raise
+                pages = self.dest().get_paginator("describe_images").paginate(repositoryName=name, **self.registry)
+                details = [d for page in pages for d in page["imageDetails"]]
+            found.update({d["imageDigest"]: d for d in details})
+        for r in (r for r in results if r["status"] == "pending"):
+            detail = found.get(r["digest"])
+            missing = set(r["tags"]) - set(r["conflicts"]) - set((detail or {}).get("imageTags") or [])
+            if r["digest"] in work and (not detail or missing):
+                r["status"] = "failed"
+                r["error"] = "verification failed: %s" % ("tags %s not on the digest" % ", ".join(sorted(missing))
+                                                           if detail else "the digest is not in the destination")
+            elif r["conflicts"]:
                 r["status"] = "tag_conflict"
                 r["error"] = "destination tags point to other digests: %s" % ", ".join(sorted(r["conflicts"]))
             else:
-                r["status"] = "copied" if r.get("copied") or r["tags_applied"] else "present"
-        except Exception as e:
-            r["status"], r["error"] = "failed", "verification failed: %s" % self.redact(e)
+                r["status"] = "copied" if r["digest"] in work else "present"
+                r["bytes"] = detail.get("imageSizeInBytes", 0) if r["copied"] else 0
 
-    # -- main ---------------------------------------------------------------------------------------------
     def cleanup(self, *_):
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -429,37 +375,27 @@ class Replicator:
         images = decode_batch(join_env(self.env))
         if not self.dest_region or not self.source_region:
             raise SystemExit("REPL_DEST_REGION and a source region (REPL_SOURCE_REGION or AWS_REGION) are required")
-        self.log("replicating %d images from %s to %s%s, %d at a time" % (
-            len(images), self.source_region, self.dest_region,
-            " as %s" % self.role_arn if self.role_arn else "", self.parallel))
-        old_umask = os.umask(0o077)
-        self.workdir = tempfile.mkdtemp(prefix="ecr-replication-")
-        os.umask(old_umask)
+        self.log("replicating %d images from %s to %s%s, %d copies at a time" % (
+            len(images), self.source_region, self.dest_region, " as " + self.role_arn if self.role_arn else "",
+            self.parallel))
+        self.workdir = tempfile.mkdtemp(prefix="ecr-replication-")  # mode 0700
         self.authfile = os.path.join(self.workdir, "auth.json")
-        results = []
+        by_repo = {}
+        for image in images:
+            by_repo.setdefault(image["repository"], []).append(image)
         try:
-            try:
-                self.refresh_tokens(force=True)
-            except Exception as e:  # cannot log in or assume the role: every image fails with the reason
-                for image in images:
-                    results.append(dict(image, status="failed", bytes=0, seconds=0, error="%s: %s" % (type(e).__name__, e)))
-                    self.emit(results[-1])
-                return self.finish(results)
-            self.log("source registry %s, destination registry %s" % (self.src["host"], self.dst["host"]))
-            with concurrent.futures.ThreadPoolExecutor(max_workers=self.parallel) as pool:
-                names = sorted({i["repository"] for i in images})
-                futures = {n: pool.submit(self.prepare_repository, n) for n in names}
-                repos = {}
-                for n, future in futures.items():
-                    try:
-                        repos[n] = future.result()
-                    except Exception as e:
-                        repos[n] = RuntimeError("destination repository %s: %s" % (n, self.redact(e)))
-                results = list(pool.map(lambda i: self.copy_image(i, repos[i["repository"]]), images))
-                list(pool.map(lambda n: self.verify_repository(n, [r for r in results if r["repository"] == n]), names))
+            self.source_ecr = self.client("ecr", self.source_region)
+            self.refresh_tokens(force=True)
+        except Exception as e:  # cannot log in or assume the role: every image fails with the reason
+            results = [dict(i, status="failed", bytes=0, seconds=0, error="%s: %s" % (type(e).__name__, e)) for i in images]
+            for r in results:
+                self.log(format_result(r))
             return self.finish(results)
-        finally:
-            self.cleanup()
+        self.log("source registry %s, destination registry %s" % (self.src, self.dst))
+        # Repositories side by side, at most self.parallel copies at a time over all of them (self.slots).
+        with concurrent.futures.ThreadPoolExecutor(min(32, len(by_repo) or 1)) as pool:
+            done = pool.map(lambda item: self.replicate_repository(*item), sorted(by_repo.items()))
+            return self.finish([r for results in done for r in results])
 
     def finish(self, results):
         counts = {}
@@ -486,48 +422,54 @@ def main(env=None):
 
 # bundle:end replicator
 
-BUNDLE = ("registry", "rate_limit", "batching", "replication_results", "replicator")
+# What the program takes from the other module_utils files, by name: only these definitions are inlined, so the
+# plain-text program fits in an inline buildspec.
+BUNDLE = {
+    "registry": ("DIGEST_RE", "REPOSITORY_RE", "TAG_RE", "RegistryError", "registry_host", "image_reference",
+                 "auth_file_content"),
+    "rate_limit": ("TokenBucket",),
+    "batching": ("BATCH_PARTS_VAR", "BATCH_PART_PREFIX", "ENCODING_PREFIX", "BatchEncodingError", "join_env",
+                 "decode_batch"),
+    "replication_results": ("RESULT_PREFIX", "format_result"),
+}
 HEREDOC = "REPLICATOR_PY"
 PACKAGE = "ansible_collections.cloudops.ecr_replication.plugins.module_utils"
+# Installed by the build when its image has no boto3; the same pin as requirements.txt (a unit test checks).
+BOTO3_PIN = "boto3==1.44.5"
 
 MAX_BUILDSPEC_CHARS = 25600  # CodeBuild: "Max buildspec length is 25600" (inline buildspec of a project)
 
+# The YAML is indented by one space a level so that the program, a block scalar, costs three characters of
+# indentation a line: the inline limit is on characters, indentation included.
 BUILDSPEC = """\
 # buildspec.yml: copies one batch of ECR images to another region/account (cloudops.ecr_replication).
-# GENERATED: do not edit. The program below is plugins/module_utils/replicator.py with the bundle:start..end
-# parts of registry.py, rate_limit.py, batching.py and replication_results.py, zlib-compressed because an
-# inline buildspec may not exceed 25,600 characters. Read it with
-#   python -m ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator --program
-# (its sha256 is checked before it runs). Input: REPL_* environment variables (replicator.py ENV_DOC).
-# Run by CodeBuild (NO_SOURCE project) or by codebuild_replicate with executor=local.
+# GENERATED by `make buildspec` from plugins/module_utils/replicator.py (and the definitions it uses from registry.py,
+# rate_limit.py, batching.py, replication_results.py); a unit test keeps the two in step. The program below is
+# what runs. Input: REPL_* environment variables (replicator.py ENV_DOC); output: one RESULT {json} line per image.
+# Run by CodeBuild (NO_SOURCE project) or on the controller by codebuild_replicate with executor=local.
 version: 0.2
 env:
-  shell: bash
+ shell: bash
 phases:
-  install:
-    commands:
-      - |
-        if ! command -v skopeo >/dev/null 2>&1; then
-          echo "installing skopeo"
-          if command -v dnf >/dev/null 2>&1; then dnf install -y -q skopeo
-          elif command -v yum >/dev/null 2>&1; then yum install -y -q skopeo
-          else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo
-          fi >/dev/null
-        fi
-      - skopeo --version && python3 --version && aws --version
-  build:
-    commands:
-      - |
-        set +x
-        python3 - <<'%(heredoc)s'
-        import base64, hashlib, zlib
-        program = zlib.decompress(base64.b64decode(
-%(blob)s
-        ))
-        if hashlib.sha256(program).hexdigest() != "%(sha256)s":
-            raise SystemExit("buildspec program damaged")
-        exec(compile(program, "replicator", "exec"), {"__name__": "__main__"})
-        %(heredoc)s
+ install:
+  commands:
+  - |
+   if ! command -v skopeo >/dev/null 2>&1; then
+     echo "installing skopeo"
+     if command -v dnf >/dev/null 2>&1; then dnf install -y -q skopeo
+     elif command -v yum >/dev/null 2>&1; then yum install -y -q skopeo
+     else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo
+     fi >/dev/null
+   fi
+   python3 -c 'import boto3' 2>/dev/null || python3 -m pip install -q --user '%(boto3)s'
+   skopeo --version && python3 -c 'import sys, boto3; print("python", sys.version.split()[0], "boto3", boto3.__version__)'
+ build:
+  commands:
+  - |
+   set +x
+   python3 - <<'%(heredoc)s'
+%(program)s
+   %(heredoc)s
 """
 
 
@@ -546,24 +488,56 @@ def _source(name: str) -> str:
     return text
 
 
+def _without_docstrings(text: str) -> str:
+    """``text`` (whole statements) without docstrings: they are read in the source files; the program keeps its
+    comments and must fit in an inline buildspec."""
+    lines = text.splitlines()
+    replaced = {}  # line number -> new text, None to drop it
+    for node in ast.walk(ast.parse(text)):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            replaced.update(dict.fromkeys(range(body[0].lineno, body[0].end_lineno + 1)))
+            if len(body) == 1:  # a class that is only its docstring
+                replaced[body[0].lineno] = " " * body[0].col_offset + "pass"
+    kept = (replaced.get(n, line) for n, line in enumerate(lines, 1))
+    return "\n".join(line for line in kept if line is not None)
+
+
+def _definitions(name: str, wanted: tuple) -> str:
+    """The top-level definitions ``wanted`` of module_utils/<name>.py, in the order of the file."""
+    text = _source(name)
+    found = {}
+    for node in ast.parse(text).body:
+        targets = [node.name] if hasattr(node, "name") else [t.id for t in getattr(node, "targets", []) if hasattr(t, "id")]
+        if set(targets) & set(wanted):
+            found[targets[0]] = (node.lineno, ast.get_source_segment(text, node), hasattr(node, "body"))
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise RuntimeError("module_utils/%s.py has no %s" % (name, ", ".join(missing)))
+    # PEP 8 spacing: two blank lines around functions and classes, none between constants
+    out, spaced = "", False
+    for _line, segment, block in sorted(found.values()):
+        out += ("\n\n\n" if out and (block or spaced) else "\n" if out else "") + segment
+        spaced = block
+    return out
+
+
 def render_program() -> str:
-    """The standalone copy program: bundled regions of the module_utils files, then ``main()``."""
-    parts = ["# Generated from cloudops.ecr_replication module_utils; see replicator.py.", "from __future__ import annotations", "import json"]
-    for name in BUNDLE:
-        regions = re.findall(r"^# bundle:start[^\n]*\n(.*?)^# bundle:end", _source(name), flags=re.S | re.M)
-        if not regions:
-            raise RuntimeError("module_utils/%s.py has no bundle region" % name)
-        parts.extend(region.strip("\n") for region in regions)
-    parts.append("sys.exit(main())")
-    return "\n\n\n".join(parts) + "\n"
+    """The standalone copy program: replicator's imports, the definitions it uses from the other files, then the
+    rest of replicator's bundle region; without docstrings."""
+    region = re.search(r"^# bundle:start replicator\n(.*?)^# bundle:end", _source("replicator"), flags=re.S | re.M)
+    imports, _sep, rest = region.group(1).strip("\n").partition("\n\n\n")
+    parts = ["# cloudops.ecr_replication copy program, generated from plugins/module_utils (see replicator.py).\n"
+             "from __future__ import annotations\n" + imports]
+    parts.extend(_definitions(name, wanted) for name, wanted in BUNDLE.items())
+    parts.extend([rest, "sys.exit(main())"])
+    return _without_docstrings("\n\n\n".join(parts)) + "\n"
 
 
 def render_buildspec() -> str:
-    """buildspec.yml: the install phase (skopeo) and the compressed program, within CodeBuild's size limit."""
-    program = render_program().encode("utf-8")
-    blob = base64.b64encode(zlib.compress(program, 9)).decode("ascii")
-    lines = "\n".join('        "%s"' % blob[i : i + 100] for i in range(0, len(blob), 100))
-    text = BUILDSPEC % {"heredoc": HEREDOC, "blob": lines, "sha256": hashlib.sha256(program).hexdigest()}
+    """buildspec.yml: the install phase (skopeo, boto3) and the program in plain text, within CodeBuild's limit."""
+    program = "\n".join(("   " + line).rstrip() for line in render_program().splitlines())
+    text = BUILDSPEC % {"heredoc": HEREDOC, "program": program, "boto3": BOTO3_PIN}
     if len(text) > MAX_BUILDSPEC_CHARS:
         raise RuntimeError("buildspec.yml would have %d characters, CodeBuild accepts %d" % (len(text), MAX_BUILDSPEC_CHARS))
     return text

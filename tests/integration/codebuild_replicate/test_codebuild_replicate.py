@@ -60,14 +60,15 @@ def assert_no_secrets(replication, builds):
     """The build log holds no registry token, no session token / secret key, no ExternalId."""
     log = replication.build_logs(builds)
     assert "RESULT {" in log
-    output = [line for line in log.splitlines() if not line.startswith("[Container]") and not re.match(r'^"[A-Za-z0-9+/=]+"$', line)]
+    # [Container] lines echo the buildspec's commands, i.e. the program's source, which names the credential fields
+    output = [line for line in log.splitlines() if not line.startswith("[Container]")]
     text = "\n".join(output)
     assert replication.external_id not in log
     assert "QVdTO" not in text  # base64 of "AWS:" (an ECR authorization token)
     assert not re.search(r"[A-Za-z0-9_=-]{20,}\.[0-9a-f]{64}", text)  # the sandbox registry password format
     assert "FQoGZXIvYXdzEBYaD" not in text  # moto session tokens
     assert not re.search(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", text)  # secret access keys
-    assert "AWS_SECRET_ACCESS_KEY" not in log and "SecretAccessKey" not in log
+    assert "AWS_SECRET_ACCESS_KEY" not in text and "SecretAccessKey" not in text
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
