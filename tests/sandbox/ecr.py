@@ -144,6 +144,9 @@ class EcrImageStore:
         self.uri_for = uri_for
         self.tokens = tokens or TokenAuthority()
         self.proxy_endpoint_for = proxy_endpoint_for
+        # Called as listener(account, region, name, image, tag) after every push that stored something (registry
+        # or PutImage), inside the store lock: ECR's replication (replication.py) schedules its copies from here.
+        self.listeners: list[Callable[[str, str, str, StoredImage, str | None], None]] = []
 
     # -- repository access -------------------------------------------------
     @staticmethod
@@ -252,6 +255,8 @@ class EcrImageStore:
                 repo.images.append(existing)
             if tag and tag not in existing.tags:
                 existing.tags.append(tag)
+            for listener in self.listeners:
+                listener(account, region, name, existing, tag)
             return existing
 
     def _check_references(self, account, region, name, images, manifest) -> None:

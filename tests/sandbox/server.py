@@ -48,6 +48,8 @@ from .ecr import EcrApiError  # noqa: E402
 from .ecr import EcrImageStore  # noqa: E402
 from .ecr import TokenAuthority  # noqa: E402
 from .registry_proxy import RegistryProxyServer  # noqa: E402
+from .replication import BackendBlobCopier  # noqa: E402
+from .replication import ReplicationService  # noqa: E402
 from .trust import AssumeRoleDenied  # noqa: E402
 from .trust import Caller  # noqa: E402
 from .trust import check_assume_role  # noqa: E402
@@ -131,9 +133,17 @@ def _patch_repository_uri(config: SandboxConfig) -> None:
 class SandboxApp:
     """WSGI front of moto: ECR image operations and CodeBuild are served here, the rest by moto."""
 
-    def __init__(self, config: SandboxConfig, store: EcrImageStore, codebuild: Any | None, status: dict[str, Any]):
+    def __init__(
+        self,
+        config: SandboxConfig,
+        store: EcrImageStore,
+        codebuild: Any | None,
+        status: dict[str, Any],
+        replication: ReplicationService | None = None,
+    ):
         self.config = config
         self.store = store
+        self.replication = replication
         self.codebuild = codebuild
         self.status = status
         self.moto = DomainDispatcherApplication(create_backend_app)
@@ -148,6 +158,12 @@ class SandboxApp:
                 self._check_identity_policies(environ, target[len(ECR_TARGET) :])
             except policy.Denied as exc:
                 return self._error(start_response, 400, "AccessDeniedException", str(exc))
+        if (
+            self.replication is not None
+            and target.startswith(ECR_TARGET)
+            and target[len(ECR_TARGET) :] in ReplicationService.OPERATIONS
+        ):
+            return self._call(environ, start_response, target[len(ECR_TARGET) :], self.replication.handle)
         if target.startswith(ECR_TARGET) and target[len(ECR_TARGET) :] in EcrImageStore.OPERATIONS:
             return self._call(environ, start_response, target[len(ECR_TARGET) :], self.store.handle)
         if target.startswith(CODEBUILD_TARGET):
@@ -406,6 +422,8 @@ def serve(config: SandboxConfig, verbose: bool = False) -> None:
         tokens=TokenAuthority(),
         proxy_endpoint_for=lambda account, region: config.registry(account, region).proxy_endpoint,
     )
+    # ECR's own replication (rules, pushes replicated after a delay, backfills), copying between the real registries.
+    replication = ReplicationService(store, copy_blobs=BackendBlobCopier(config))
     cert_file, key_file, _bundle = ensure_certificates(config.tls_dir)
     ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ssl_context.load_cert_chain(cert_file, key_file)
@@ -446,7 +464,8 @@ def serve(config: SandboxConfig, verbose: bool = False) -> None:
             }
 
         status = {"healthy": lambda: all(p.alive() for p in registries.values()), "report": report}
-        app = SandboxApp(config, store, codebuild, status)
+        app = SandboxApp(config, store, codebuild, status, replication)
+        replication.start()
         http_server = make_server("127.0.0.1", config.base_port, app, threaded=True, request_handler=MotoRequestHandler)
         threading.Thread(target=http_server.serve_forever, name="aws-endpoint", daemon=True).start()
         print(f"sandbox: AWS endpoint {config.endpoint_url}; registries " + ", ".join(
@@ -458,6 +477,7 @@ def serve(config: SandboxConfig, verbose: bool = False) -> None:
                     print(f"sandbox: registry {key} (pid {process.process.pid}) exited", file=sys.stderr, flush=True)
         http_server.shutdown()
     finally:
+        replication.shutdown()
         if codebuild is not None:
             codebuild.shutdown()
         for proxy in proxies.values():
