@@ -119,7 +119,7 @@ class Driver:
     """Runs the copies of several destinations to their end (see the module docstring).
 
     ``backend``: ``replication_executor.CodeBuildBackend`` or ``LocalBackend``. ``compare(keys)`` lists the source
-    and the destinations named by ``keys`` again and returns ``{key: [compared image records]}``. ``env_for(key,
+    and the destinations named by ``keys`` again and returns ``{key: [compared image records]}`` (None: no comparison, one round). ``env_for(key,
     concurrent)`` returns the REPL_* variables of a destination's builds when ``concurrent`` of them may run at once
     (the PutImage budget is divided among them). ``progress(line)`` receives one line per poll.
     """
@@ -129,7 +129,7 @@ class Driver:
         backend: Any,
         destinations: Dict[str, List[Dict[str, Any]]],
         env_for: Callable[[str, int], Dict[str, str]],
-        compare: Callable[[List[str]], Dict[str, List[Dict[str, Any]]]],
+        compare: Optional[Callable[[List[str]], Dict[str, List[Dict[str, Any]]]]],
         *,
         batch_size: int = 50,
         max_concurrent: int = 5,
@@ -336,6 +336,10 @@ class Driver:
         to_compare = [r for r in ended if r not in failed_to_start]
         if not to_compare:
             return
+        if self.compare is None:  # no read access to the destination: one round, the builds' word only
+            for run in to_compare:
+                run.done = True
+            return
         try:
             compared = self.compare([r.key for r in to_compare])
         except Exception as e:  # noqa: BLE001 - reported per destination; the others go on
@@ -384,7 +388,7 @@ class Driver:
                 self._wake.clear()  # set by the stop request; the builds still need a moment to end
                 self.sleep(min(1.0, self.poll_interval))
         keys = [r.key for r in self.runs.values() if r.builds]
-        if keys:
+        if keys and self.compare is not None:
             try:
                 compared = self.compare(keys)
                 for key in keys:

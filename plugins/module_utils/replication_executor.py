@@ -147,7 +147,7 @@ def results_for(build: Dict[str, Any], lines: List[str], planned: Optional[List[
     return replication_results.complete_results(planned, reported, reason)
 
 
-def _build_record(build: Dict[str, Any], batch_index: Optional[int], images: Optional[int]) -> Dict[str, Any]:
+def build_record(build: Dict[str, Any], batch_index: Optional[int], images: Optional[int]) -> Dict[str, Any]:
     logs = build.get("logs") or {}
     start, end = build.get("startTime"), build.get("endTime")
     duration = None
@@ -172,6 +172,35 @@ def _build_record(build: Dict[str, Any], batch_index: Optional[int], images: Opt
 
 def _seconds(value: Any) -> float:
     return value.timestamp() if hasattr(value, "timestamp") else float(value)
+
+
+def local_build_env(credentials, source_region: str, endpoint_url: Optional[str] = None,
+                    ca_bundle: Optional[str] = None) -> Dict[str, str]:
+    """Environment of a local run: this process's (PATH, HOME, CA bundles, registries.conf), without its AWS_* and
+    ANSIBLE_* variables, and ``credentials`` (botocore credentials) as the build's own identity, in memory only."""
+    frozen = credentials.get_frozen_credentials()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    for name in ("AWS_ENDPOINT_URL", "AWS_CA_BUNDLE", "AWS_STS_REGIONAL_ENDPOINTS", "AWS_USE_FIPS_ENDPOINT"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    if endpoint_url:
+        env["AWS_ENDPOINT_URL"] = endpoint_url
+    if ca_bundle:
+        env["AWS_CA_BUNDLE"] = ca_bundle
+    env.update(
+        AWS_ACCESS_KEY_ID=frozen.access_key,
+        AWS_SECRET_ACCESS_KEY=frozen.secret_key,
+        AWS_REGION=source_region,
+        AWS_DEFAULT_REGION=source_region,
+    )
+    if frozen.token:
+        env["AWS_SESSION_TOKEN"] = frozen.token
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if "HOME" not in env:
+        import pwd
+
+        env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
+    return env
 
 
 class CodeBuildBackend:
@@ -206,7 +235,7 @@ class CodeBuildBackend:
             logs = build.get("logs") or {}
             if logs.get("groupName") and logs.get("streamName"):
                 self._log_where[build["id"]] = (logs["groupName"], logs["streamName"])
-            records[build["id"]] = _build_record(build, None, None)
+            records[build["id"]] = build_record(build, None, None)
         return records
 
     def stop(self, build_id: str) -> None:

@@ -520,5 +520,14 @@ def write_if_changed(path: str, content: str) -> bool:
     return True
 
 
+def write_report(report_dir: str, name: str, report: Mapping[str, Any]) -> tuple[str, str, bool]:
+    """Write the JSON and Markdown files (directory created); returns their paths and whether either changed."""
+    json_path, md_path = report_paths(report_dir, name)
+    os.makedirs(os.path.dirname(json_path), mode=0o755, exist_ok=True)
+    changed = write_if_changed(json_path, render_json(report))
+    changed = write_if_changed(md_path, render_markdown(report)) or changed
+    return json_path, md_path, changed
+
+
 def _utcnow() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -18,6 +18,8 @@ import re
 from typing import Any
 from typing import Optional
 
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.action_specs import STRATEGIES
+
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/([\w+=,.@/-]+)$")
@@ -223,3 +225,140 @@ def name_list(value: Any, option: str) -> list:
         if not isinstance(item, str) or not item.strip():
             raise OptionError(option, f"{item!r} is not a name")
     return [item.strip() for item in value]
+
+
+# Limits of the replicate role's numbers: CodeBuild's environment (batch_size: a batch must fit in the build's
+# environment variables, batching.MAX_PARTS), its quotas (concurrent builds) and what a poll loop needs.
+REPLICATE_LIMITS = {
+    "batch_size": (1, 500),
+    "max_concurrent_builds": (1, 100),
+    "parallel_copies": (1, 32),
+    "max_rounds": (1, 10),
+    "most_recent": (0, 100000),
+}
+POLL_INTERVAL_RANGE = (0.05, 3600.0)
+WAIT_TIMEOUT_RANGE = (60.0, 30 * 24 * 3600.0)
+
+
+def _role_arn_for(partition: str, account: str, name: str) -> str:
+    return f"arn:{partition}:iam::{account}:role/{name}"
+
+
+def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
+    """Every option of the replicate role, checked before any AWS call; returns them normalised.
+
+    ``params`` holds the role variables without ``prefix``; errors name the variable with it. The destinations
+    are resolved later by :func:`resolve_destinations`, once the source account is known.
+    """
+
+    def name(option: str) -> str:
+        return prefix + option
+
+    out: dict = {}
+    source_region = params.get("source_region") or ""
+    if not source_region:
+        raise OptionError(name("source_region"), "is required: set it (playbook: -e src_region=...) or AWS_REGION")
+    out["source_region"] = validate_region(source_region, name("source_region"))
+    out["source_account"] = ""
+    if params.get("source_account"):
+        out["source_account"] = validate_account_id(params["source_account"], name("source_account"))
+    out["strategy"] = validate_choice(params.get("strategy") or "codebuild", name("strategy"), STRATEGIES)
+    for option, (low, high) in REPLICATE_LIMITS.items():
+        default = {"most_recent": 0, "max_rounds": 3}.get(option)
+        value = params.get(option, default)
+        out[option] = validate_int(default if value in (None, "") else value, name(option), low, high)
+    out["poll_interval"] = validate_seconds(params.get("poll_interval", 15), name("poll_interval"), *POLL_INTERVAL_RANGE)
+    out["wait_timeout"] = validate_seconds(params.get("wait_timeout", 3600), name("wait_timeout"), *WAIT_TIMEOUT_RANGE)
+    if out["wait_timeout"] < out["poll_interval"]:
+        raise OptionError(name("wait_timeout"), f"({out['wait_timeout']:g} s) is shorter than poll_interval")
+    for option in ("include_untagged", "force_tags", "dry_run", "allow_partial"):
+        out[option] = flag(params.get(option, option == "include_untagged"), name(option))
+    out["project_name"] = validate_name(params.get("project_name") or "ecr-replication", name("project_name"))
+    out["repositories"] = name_list(params.get("repositories"), name("repositories"))
+    out["exclude_repositories"] = name_list(params.get("exclude_repositories"), name("exclude_repositories"))
+    out["repository_prefix"] = params.get("repository_prefix") or ""
+    if out["repository_prefix"] and not re.match(r"^[a-z0-9][a-z0-9._/-]*$", out["repository_prefix"]):
+        raise OptionError(name("repository_prefix"), f"{out['repository_prefix']!r} cannot start an ECR repository name")
+    out["tag_regex"] = params.get("tag_regex") or ""
+    if out["tag_regex"]:
+        try:
+            re.compile(out["tag_regex"])
+        except re.error as e:
+            raise OptionError(name("tag_regex"), f"{out['tag_regex']!r} is not a valid regular expression: {e}") from None
+    out["pushed_after"] = params.get("pushed_after") or ""
+    if out["pushed_after"]:
+        from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import parse_pushed_after
+
+        parse_pushed_after(out["pushed_after"], option=name("pushed_after"))
+    destinations = params.get("destinations") or []
+    if not isinstance(destinations, list) or not all(isinstance(d, dict) for d in destinations):
+        raise OptionError(name("destinations"), "must be a list of dicts with at least a region")
+    if not destinations and not params.get("dest_region"):
+        raise OptionError(
+            name("dest_region"), "is required (playbook: -e dest_region=ap-northeast-2), or set " + name("destinations")
+        )
+    return out
+
+
+def resolve_destinations(params: dict, source_account: str, source_region: str, strategy: str,
+                         prefix: str = "replicate_") -> list:
+    """The destinations of a run, each with ``key`` (account/region), ``region``, ``account``, ``role_arn`` (the
+    role the copy assumes; empty: the copy's own credentials), ``read_role_arn`` (the role the controller assumes to
+    read it; empty: its own credentials) and ``external_id`` (a secret: never put into messages)."""
+    entries = params.get("destinations") or [{"region": params.get("dest_region")}]
+    resolved = []
+    for index, entry in enumerate(entries):
+        where = f"{prefix}destinations[{index}]" if params.get("destinations") else f"{prefix}dest_region"
+
+        def option(field: str, single: str) -> str:
+            return f"{where}.{field}" if params.get("destinations") and entry.get(field) else prefix + single
+
+        unknown = sorted(set(entry) - {"region", "account", "role_arn", "read_role_arn", "external_id", "name"})
+        if unknown:
+            raise OptionError(where, f"unknown field(s) {', '.join(unknown)}")
+        region = validate_region(entry.get("region"), where if params.get("destinations") else prefix + "dest_region")
+        account = entry.get("account") or params.get("dest_account") or source_account
+        account = validate_account_id(str(account), option("account", "dest_account"))
+        partition = partition_for_region(region)
+        same_account = account == source_account
+        if same_account and region == source_region:
+            raise OptionError(
+                option("region", "dest_region"),
+                f"{region} in account {account} is the source registry itself: choose another region or account",
+            )
+        role_arn = entry.get("role_arn") or params.get("dest_role_arn") or ""
+        if not role_arn and not (strategy == "local" and same_account):
+            role_arn = _role_arn_for(partition, account, params.get("dest_role_name") or "ecr-replication-target")
+        if role_arn:
+            validate_role_arn(role_arn, option("role_arn", "dest_role_arn"))
+            if account_of_role_arn(role_arn) != account:
+                raise OptionError(
+                    option("role_arn", "dest_role_arn"),
+                    f"{role_arn} is a role of account {account_of_role_arn(role_arn)}, not of the destination "
+                    f"account {account}",
+                )
+        read_role_arn = entry.get("read_role_arn") or params.get("dest_read_role_arn") or ""
+        if not read_role_arn and not same_account:
+            read_role_arn = _role_arn_for(partition, account, params.get("dest_read_role_name") or "ecr-replication-reader")
+        if read_role_arn:
+            validate_role_arn(read_role_arn, option("read_role_arn", "dest_read_role_arn"))
+        external_id = entry.get("external_id") or params.get("external_id") or ""
+        if external_id:
+            validate_external_id(external_id, option("external_id", "external_id"))
+        resolved.append(
+            {"key": f"{account}/{region}", "region": region, "account": account, "role_arn": role_arn,
+             "read_role_arn": read_role_arn, "external_id": external_id}
+        )
+    keys = [d["key"] for d in resolved]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise OptionError(prefix + "destinations", f"each destination must appear once: {', '.join(twice)} is repeated")
+    return resolved
+
+
+def check_repository_names(names: list, option: str, accounts_regions: list) -> None:
+    """Exact repository names (globs are skipped) must fit a registry reference in every registry involved."""
+    hosts = tuple(registry_host_for(account, region) for account, region in accounts_regions)
+    for item in names:
+        if not any(c in item for c in "*?["):
+            validate_repository_name(item, option, hosts)

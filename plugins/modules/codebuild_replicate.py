@@ -333,7 +333,7 @@ pending_images:
   type: int
 """
 
-import os
+import time
 
 try:
     import botocore
@@ -344,6 +344,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import batching
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_driver
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_executor
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_results
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import AnsibleCodeBuildError
@@ -434,11 +435,10 @@ def skipped_result(image):
 
 
 def local_base_env(module, source_region):
-    """Environment of a local run: this process's (PATH, HOME, CA bundles, registries.conf) with the module's
-    credentials as the build's own identity, passed in memory only."""
+    """Environment of a local run, with the module's credentials as the build's own identity (in memory only)."""
     import boto3
 
-    region, endpoint_url, params = get_aws_connection_info(module)
+    _region, endpoint_url, params = get_aws_connection_info(module)
     session = boto3.session.Session(
         profile_name=params.get("profile_name"),
         aws_access_key_id=params.get("aws_access_key_id"),
@@ -448,29 +448,8 @@ def local_base_env(module, source_region):
     credentials = session.get_credentials()
     if credentials is None:
         module.fail_json(msg="executor=local needs AWS credentials for the source account, none were found")
-    frozen = credentials.get_frozen_credentials()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
-    for name in ("AWS_ENDPOINT_URL", "AWS_CA_BUNDLE", "AWS_STS_REGIONAL_ENDPOINTS", "AWS_USE_FIPS_ENDPOINT"):
-        if os.environ.get(name):
-            env[name] = os.environ[name]
-    if endpoint_url:
-        env["AWS_ENDPOINT_URL"] = endpoint_url
-    if isinstance(params.get("verify"), str):
-        env["AWS_CA_BUNDLE"] = params["verify"]
-    env.update(
-        AWS_ACCESS_KEY_ID=frozen.access_key,
-        AWS_SECRET_ACCESS_KEY=frozen.secret_key,
-        AWS_REGION=source_region,
-        AWS_DEFAULT_REGION=source_region,
-    )
-    if frozen.token:
-        env["AWS_SESSION_TOKEN"] = frozen.token
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    if "HOME" not in env:
-        import pwd
-
-        env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
-    return env
+    ca_bundle = params.get("verify") if isinstance(params.get("verify"), str) else None
+    return replication_executor.local_build_env(credentials, source_region, endpoint_url, ca_bundle)
 
 
 def finish(module, builds, results, plan=None, extra=None):
@@ -490,16 +469,32 @@ def finish(module, builds, results, plan=None, extra=None):
 
 
 def poll(module):
+    """Follow builds started earlier (build_ids): their batches are read back from their environment."""
     p = module.params
-    executor = replication_executor.CodeBuildExecutor(
-        module.client("codebuild"), module.client("logs"), p["project_name"], start_build, batch_get_builds,
-        poll_interval=p["poll_interval"], wait_timeout=p["wait_timeout"],
-    )
-    try:
-        builds, results = executor.poll(p["build_ids"], wait=p["wait"])
-    except replication_executor.ExecutorError as e:
-        module.fail_json(msg=str(e), builds=e.builds)
-    finish(module, builds, results)
+    client = module.client("codebuild")
+    backend = replication_executor.CodeBuildBackend(client, module.client("logs"), p["project_name"])
+    deadline = time.monotonic() + p["wait_timeout"]
+    while True:
+        builds = batch_get_builds(client, p["build_ids"])
+        unknown = sorted(set(p["build_ids"]) - {b["id"] for b in builds})
+        if unknown:
+            module.fail_json(msg="unknown build ids: %s" % ", ".join(unknown), option="build_ids")
+        ended = all(b.get("buildStatus") in replication_executor.FINAL for b in builds)
+        if ended or not p["wait"]:
+            break
+        if time.monotonic() > deadline:
+            running = sorted(b["id"] for b in builds if b.get("buildStatus") not in replication_executor.FINAL)
+            module.fail_json(msg="wait_timeout: builds still running: %s" % ", ".join(running))
+        time.sleep(p["poll_interval"])
+    records, results = [], []
+    backend.poll([b["id"] for b in builds])  # learns where each build's log is
+    for build in builds:
+        planned = replication_executor.batch_from_env((build.get("environment") or {}).get("environmentVariables"))
+        record = replication_executor.build_record(build, None, len(planned) if planned is not None else None)
+        records.append(record)
+        if build.get("buildStatus") in replication_executor.FINAL:
+            results.extend(replication_executor.results_for(record, backend.new_lines(build["id"]), planned))
+    finish(module, records, results)
 
 
 def main():
@@ -613,22 +608,36 @@ def run(module):
     if p["executor"] == "local":
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator import render_buildspec
 
-        executor = replication_executor.LocalExecutor(
-            render_buildspec(), local_base_env(module, source_region), max_concurrent, p["wait_timeout"]
+        backend = replication_executor.LocalBackend(
+            render_buildspec(), local_base_env(module, source_region), p["wait_timeout"]
         )
-        builds, results, pending = executor.run(batches, env)
     else:
-        executor = replication_executor.CodeBuildExecutor(
-            module.client("codebuild"), module.client("logs"), p["project_name"], start_build, batch_get_builds,
-            max_concurrent, p["poll_interval"], p["wait_timeout"],
-        )
-        try:
-            builds, results, pending = executor.run(batches, env, wait=p["wait"])
-        except replication_executor.ExecutorError as e:
-            module.fail_json(msg=str(e), builds=e.builds, plan=plan)
-        if not p["wait"]:
-            extra["pending_images"] = sum(len(b) for b in pending)
-    finish(module, builds, skipped_results + results, plan, extra)
+        backend = replication_executor.CodeBuildBackend(module.client("codebuild"), module.client("logs"),
+                                                        p["project_name"])
+    if not p["wait"] and p["executor"] == "codebuild":
+        builds = []
+        for index, batch in enumerate(batches[:max_concurrent]):
+            try:
+                build_id = backend.start(batch, env)
+            except (replication_executor.QueueFull, replication_executor.TransientError) as e:
+                module.fail_json(msg="could not start build %d: %s" % (index, e), builds=builds, plan=plan)
+            builds.append({"id": build_id, "batch": index, "status": "IN_PROGRESS", "images": len(batch)})
+        extra["pending_images"] = sum(len(b) for b in batches[max_concurrent:])
+        finish(module, builds, skipped_results, plan, extra)
+
+    # One round, no comparison between rounds: the module's own caller (or the role's driver) verifies.
+    driver = replication_driver.Driver(
+        backend, {"destination": to_copy if p["skip_present"] else [dict(i, destination_status=None) for i in to_copy]},
+        lambda _key, _concurrent: env, None,
+        batch_size=p["batch_size"], max_concurrent=max_concurrent, poll_interval=p["poll_interval"],
+        wait_timeout=p["wait_timeout"], max_rounds=1, force_tags=p["force_tags"],
+    )
+    outcome = driver.run()["destinations"]["destination"]
+    if outcome["error"] and not outcome["builds"]:
+        module.fail_json(msg=outcome["error"], builds=[], plan=plan)
+    if outcome["error"]:
+        extra["error"] = outcome["error"]
+    finish(module, outcome["builds"], skipped_results + outcome["results"], plan, extra)
 
 
 if __name__ == "__main__":

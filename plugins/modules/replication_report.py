@@ -304,10 +304,7 @@ def main():
         result["changed"] = report_utils.differs(json_path, json_text) or report_utils.differs(md_path, markdown)
         module.exit_json(**result)
     try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory, mode=0o755, exist_ok=True)
-        changed = report_utils.write_if_changed(json_path, json_text)
-        changed = report_utils.write_if_changed(md_path, markdown) or changed
+        _json, _md, changed = report_utils.write_report(params["report_dir"], params["name"], report)
     except OSError as e:
         module.fail_json(msg=f"report_dir: cannot write the report to {directory}: {e}")
     result["changed"] = changed

@@ -1,0 +1,239 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the cloudops.ecr_replication project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Action plugin of ``replicate_images`` (documented in plugins/modules/replicate_images.py): plan, or run the
+copies to their end with ``replication_driver``.
+
+Why an action plugin: a copy of thousands of images runs for hours. A module blocks without a word until it
+returns, and a task file that includes itself to poll dies of RecursionError after ~250 passes. Here the loop is
+plain Python in the controller's worker process (``replication_driver.Driver``): it prints one progress line per
+poll through Ansible's display, handles SIGINT/SIGTERM (AWX cancel) by stopping the builds it started, and returns
+one result that the role's report step reads as it is.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+from typing import Dict
+from typing import List
+
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import batching
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import codebuild
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import image_catalog
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_driver
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_executor
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import report as report_utils
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import validation
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.action_specs import REPLICATE_IMAGES_SPEC
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import needs_copy
+from ansible_collections.cloudops.ecr_replication.plugins.plugin_utils.aws_action import AWSActionBase
+from ansible_collections.cloudops.ecr_replication.plugins.plugin_utils.aws_action import progress
+
+SESSION_NAME = "ecr-replication-controller"
+class ActionModule(AWSActionBase):
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self.validate(REPLICATE_IMAGES_SPEC)
+        try:
+            for option in ("batch_size", "max_concurrent_builds", "parallel_copies", "max_rounds"):
+                validation.validate_int(args[option], option, *validation.REPLICATE_LIMITS[option])
+            validation.validate_seconds(args["poll_interval"], "poll_interval", *validation.POLL_INTERVAL_RANGE)
+            validation.validate_seconds(args["wait_timeout"], "wait_timeout", *validation.WAIT_TIMEOUT_RANGE)
+        except validation.OptionError as e:
+            result.update(failed=True, msg=str(e), option=e.option)
+            return result
+        self.args = args
+        self.destinations = {d["key"]: d for d in args["destinations"]}
+        self.images = {entry.get("name"): entry.get("images") or [] for entry in args["facts"]}
+        if args["facts_error"]:  # no destination could be compared: each is reported with the reason
+            self.images = {key: [] for key in self.destinations}
+        missing = sorted(set(self.destinations) - set(self.images))
+        if missing:
+            result.update(failed=True, msg="facts: no images for destination(s) %s" % ", ".join(missing), option="facts")
+            return result
+        self.work = {key: [i for i in self.images[key] if needs_copy(i, args["force_tags"])] for key in self.destinations}
+
+        project, errors = self._project()
+        if args["facts_error"]:
+            errors = {key: "listing or comparing failed: %s" % args["facts_error"] for key in self.destinations}
+        plans = {key: self._plan(key, project) for key in self.destinations if key not in errors}
+        if self._task.check_mode:
+            result.update(changed=any(p["builds"] for p in plans.values()), plans=plans, errors=errors,
+                          report_destinations=self._report_destinations({}, errors))
+            return result
+
+        runnable = {key: self.work[key] for key in self.destinations if key not in errors}
+        outcome = self._execute(runnable, project)
+        for key, error in errors.items():
+            outcome["destinations"][key] = {"builds": [], "results": [], "verified": None, "error": error}
+        report_destinations = self._report_destinations(outcome["destinations"], {})
+        result.update(
+            changed=any(d["builds"] for d in outcome["destinations"].values()),
+            plans=plans,
+            report_destinations=report_destinations,
+            builds=sum(len(d["builds"]) for d in outcome["destinations"].values()),
+            stopped=outcome["stopped"],
+            stop_reason=outcome["stop_reason"],
+            polls=outcome["polls"],
+            counts=outcome["counts"],
+            elapsed_seconds=outcome["elapsed_seconds"],
+        )
+        if outcome["stop_reason"] and outcome["stop_reason"].startswith("interrupted"):
+            # The play ends here, so the report is written now: the role's report step will not run.
+            paths = self._write_report(report_destinations)
+            result.update(failed=True, msg="%s: %d build(s) stopped; report: %s" % (
+                outcome["stop_reason"], sum(len(d.get("stopped_builds") or []) for d in outcome["destinations"].values()),
+                paths or "not written (no report_dir)"))
+        return result
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _project(self):
+        """The CodeBuild project (codebuild strategy), or an error for every destination with work."""
+        if self.args["strategy"] != "codebuild" or not any(self.work.values()):
+            return None, {}
+        try:
+            project = codebuild.get_project(self.client("codebuild", region=self.args["source"]["region"]),
+                                            self.args["project_name"])
+        except Exception as e:  # noqa: BLE001 - reported per destination, then the play fails after the report
+            message = "cannot read CodeBuild project %s: %s" % (self.args["project_name"], e)
+            return None, {key: message for key, work in self.work.items() if work}
+        if project is None:
+            message = "project_name: CodeBuild project %s does not exist in %s (run playbooks/provision.yml)" % (
+                self.args["project_name"], self.args["source"]["region"])
+            return None, {key: message for key, work in self.work.items() if work}
+        return project, {}
+
+    def _max_concurrent(self, project) -> int:
+        limit = (project or {}).get("concurrentBuildLimit")
+        wanted = self.args["max_concurrent_builds"]
+        if limit and limit < wanted:
+            self.warn("max_concurrent_builds %d lowered to the project's concurrentBuildLimit %d" % (wanted, limit))
+            return limit
+        return wanted
+
+    def _plan(self, key: str, project) -> Dict[str, Any]:
+        batches = batching.build_batches(batching.normalize_images(self.work[key]), self.args["batch_size"]) \
+            if self.work[key] else []
+        compute_type = ((project or {}).get("environment") or {}).get("computeType")
+        plan = batching.plan(batches, self.args["parallel_copies"], self._max_concurrent(project), compute_type,
+                             self.args["price_per_minute"])
+        plan["skipped"] = len(self.images[key]) - len(self.work[key])
+        plan["executor"] = self.args["strategy"]
+        plan.pop("batches")  # per-batch detail is for codebuild_replicate's check mode; the role shows totals
+        return plan
+
+    def _env_for(self, key: str, concurrent: int) -> Dict[str, str]:
+        dest = self.destinations[key]
+        return replication_executor.common_env(
+            self.args["source"]["region"], dest["region"], dest["account"], dest["role_arn"] or None,
+            dest["external_id"] or None, self.args["parallel_copies"], self.args["force_tags"], concurrent,
+            self.args["copy_lifecycle_policy"], self.args["copy_repository_policy"],
+        )
+
+    def _compare(self, keys: List[str]) -> Dict[str, List[Dict[str, Any]]]:
+        """List the source once and the destinations ``keys`` again (their read roles re-assumed each time: a
+        run can outlast their sessions)."""
+        source = self.args["source"]
+        targets = []
+        for key in keys:
+            dest = self.destinations[key]
+            extra: Dict[str, Any] = {"region": dest["region"]}
+            if dest["read_role_arn"]:
+                extra.update(ecr.assumed_role_connection(self.client("sts"), dest["read_role_arn"], SESSION_NAME,
+                                                         dest["external_id"] or None))
+            targets.append(image_catalog.Destination(self.client("ecr", **extra), dest["account"], key))
+        repositories = sorted({i["repository"] for key in keys for i in self.work.get(key, [])})
+        filters = self.args["filters"]
+        selection = image_catalog.build_filters(
+            repositories=repositories,
+            tag_regex=filters.get("tag_regex") or None,
+            pushed_after=filters.get("pushed_after") or None,
+            most_recent=filters.get("most_recent") or None,
+            include_untagged=filters.get("include_untagged", True),
+        )
+        listing = image_catalog.collect(self.client("ecr", region=source["region"]), selection,
+                                        registry_id=source["account"], destinations=targets)
+        return {entry["name"]: entry["images"] for entry in listing["destinations"]}
+
+    def _backend(self, project):
+        source_region = self.args["source"]["region"]
+        if self.args["strategy"] == "local":
+            from ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator import render_buildspec
+
+            credentials = self.session_credentials()
+            if credentials is None:
+                raise validation.OptionError("strategy", "local needs AWS credentials for the source account")
+            endpoint, ca_bundle = self.endpoint_and_ca_bundle()
+            env = replication_executor.local_build_env(credentials, source_region, endpoint, ca_bundle)
+            return replication_executor.LocalBackend(render_buildspec(), env, timeout=self.args["wait_timeout"])
+        return replication_executor.CodeBuildBackend(
+            self.client("codebuild", region=source_region), self.client("logs", region=source_region),
+            self.args["project_name"],
+        )
+
+    def _execute(self, work: Dict[str, List[Dict[str, Any]]], project) -> Dict[str, Any]:
+        try:
+            backend = self._backend(project) if any(work.values()) else None
+        except validation.OptionError as e:
+            return {"destinations": {k: {"builds": [], "results": [], "verified": None, "error": str(e)} for k in work},
+                    "stopped": False, "stop_reason": None, "polls": 0, "counts": {}, "elapsed_seconds": 0}
+        driver = replication_driver.Driver(
+            backend, work, self._env_for, self._compare,
+            batch_size=self.args["batch_size"], max_concurrent=self._max_concurrent(project),
+            poll_interval=self.args["poll_interval"], wait_timeout=self.args["wait_timeout"],
+            max_rounds=self.args["max_rounds"], force_tags=self.args["force_tags"], progress=progress,
+            log_interval=max(self.args["poll_interval"], 5.0),
+        )
+
+        def stop(signum, _frame):
+            driver.request_stop("interrupted (%s)" % signal.Signals(signum).name)
+
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[signum] = signal.signal(signum, stop)
+            except ValueError:  # not the main thread (a test harness): no handler, the timeout still applies
+                pass
+        try:
+            return driver.run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _report_destinations(self, outcome: Dict[str, Any], errors: Dict[str, str]) -> List[Dict[str, Any]]:
+        entries = []
+        for key, dest in self.destinations.items():
+            run = outcome.get(key) or {}
+            entries.append({
+                "region": dest["region"],
+                "account": dest["account"],
+                "role_arn": dest["role_arn"] or None,
+                "planned": self.images[key],
+                "results": run.get("results") or [],
+                "verified": run.get("verified"),
+                "builds": run.get("builds") or [],
+                "error": run.get("error") or errors.get(key),
+            })
+        return entries
+
+    def _write_report(self, report_destinations: List[Dict[str, Any]]):
+        settings = self.args["report"] or {}
+        if not settings.get("report_dir"):
+            return None
+        report = report_utils.build_report(
+            source=self.args["source"], destinations=report_destinations, strategy=self.args["strategy"],
+            dry_run=False, force_tags=self.args["force_tags"], started_at=settings.get("started_at"),
+        )
+        try:
+            json_path, md_path, _changed = report_utils.write_report(
+                settings["report_dir"], settings.get("name") or "ecr-replication-report", report)
+        except OSError as e:
+            self.warn("the report could not be written: %s" % e)
+            return None
+        return "%s and %s" % (md_path, json_path)
