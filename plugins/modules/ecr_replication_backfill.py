@@ -7,7 +7,7 @@
 DOCUMENTATION = r"""
 ---
 module: ecr_replication_backfill
-version_added: 0.2.0
+version_added: 0.1.0
 short_description: Copy existing Amazon ECR images to a replication destination with a replication backfill
 description:
   - Starts an ECR replication backfill (C(StartReplicationBackfill)) to one destination of the registry's replication

@@ -7,7 +7,7 @@
 DOCUMENTATION = r"""
 ---
 module: ecr_replication_configuration
-version_added: 0.2.0
+version_added: 0.1.0
 short_description: Manage one destination of the Amazon ECR registry replication configuration
 description:
   - Adds or removes one destination (region and registry id) with repository prefix filters in the private
