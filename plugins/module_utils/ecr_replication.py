@@ -35,6 +35,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import ECR_THROTTLING_CODES
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import AnsibleECRError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import ECRErrorHandler
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import _registry
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import ecr_retry
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.iam_policies import validate_repository_prefixes
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
@@ -364,8 +365,10 @@ def image_replication_status(
 # Backfills
 
 
-def _registry(registry_id: Optional[str]) -> Dict[str, str]:
-    return {"registryId": registry_id} if registry_id else {}
+@backfill_retry()
+def _backfill_call(client, operation: str, **params) -> Dict[str, Any]:
+    """One backfill API call (``operation``: the client method name), retried on throttling only."""
+    return getattr(client, operation)(**params)
 
 
 @ECRErrorHandler.common_error_handler("list the replication backfills")
@@ -385,11 +388,6 @@ def active_backfill(client, dest: Destination, registry_id: Optional[str] = None
     return None
 
 
-@backfill_retry()
-def _start_backfill(client, **params) -> Dict[str, Any]:
-    return client.start_replication_backfill(**params)
-
-
 @ECRErrorHandler.common_error_handler("start a replication backfill")
 def start_backfill(client, dest: Destination, registry_id: Optional[str] = None) -> Dict[str, Any]:
     """Start a backfill to ``dest``, or attach to the one already running for it.
@@ -399,7 +397,7 @@ def start_backfill(client, dest: Destination, registry_id: Optional[str] = None)
     in the registry (``LimitExceededException``), or one in progress for another registry in that region (only one
     per destination region)."""
     try:
-        answer = _start_backfill(client, destination=dict(dest), **_registry(registry_id))
+        answer = _backfill_call(client, "start_replication_backfill", destination=dict(dest), **_registry(registry_id))
     except is_boto3_error_code("ReplicationBackfillInProgressException") as e:
         running = active_backfill(client, dest, registry_id)
         if running is None:
@@ -437,11 +435,6 @@ def start_backfill(client, dest: Destination, registry_id: Optional[str] = None)
     return dict(answer, attached=False)
 
 
-@backfill_retry()
-def _describe_backfill_page(client, **params) -> Dict[str, Any]:
-    return client.describe_replication_backfill_results(**params)
-
-
 @ECRErrorHandler.common_error_handler("describe replication backfill {backfill_id}")
 def describe_backfill(
     client,
@@ -458,22 +451,28 @@ def describe_backfill(
     params: Dict[str, Any] = dict(replicationBackfillId=backfill_id, **_registry(registry_id))
     if result_status:
         params["resultStatusFilter"] = result_status
-    first = _describe_backfill_page(client, maxResults=BACKFILL_RESULTS_PAGE_SIZE if results else 1, **params)
+    first = _backfill_call(
+        client,
+        "describe_replication_backfill_results",
+        maxResults=BACKFILL_RESULTS_PAGE_SIZE if results else 1,
+        **params,
+    )
     summary = {k: v for k, v in first.items() if k not in ("results", "nextToken", "ResponseMetadata")}
     summary["results"] = []
     if results:
         summary["results"].extend(first.get("results", []))
         token = first.get("nextToken")
         while token:
-            page = _describe_backfill_page(client, maxResults=BACKFILL_RESULTS_PAGE_SIZE, nextToken=token, **params)
+            page = _backfill_call(
+                client,
+                "describe_replication_backfill_results",
+                maxResults=BACKFILL_RESULTS_PAGE_SIZE,
+                nextToken=token,
+                **params,
+            )
             summary["results"].extend(page.get("results", []))
             token = page.get("nextToken")
     return summary
-
-
-@backfill_retry()
-def _stop_backfill(client, **params) -> Dict[str, Any]:
-    return client.stop_replication_backfill(**params)
 
 
 @ECRErrorHandler.common_error_handler("stop replication backfill {backfill_id}")
@@ -482,7 +481,9 @@ def stop_backfill(client, backfill_id: str, registry_id: Optional[str] = None) -
 
     Returns its summary; a backfill that has already ended is not an error (its summary is returned as is)."""
     try:
-        answer = _stop_backfill(client, replicationBackfillId=backfill_id, **_registry(registry_id))
+        answer = _backfill_call(
+            client, "stop_replication_backfill", replicationBackfillId=backfill_id, **_registry(registry_id)
+        )
     except is_boto3_error_code("ReplicationBackfillInvalidStatusException"):
         return describe_backfill(client, backfill_id, registry_id)
     return {k: v for k, v in answer.items() if k != "ResponseMetadata"}

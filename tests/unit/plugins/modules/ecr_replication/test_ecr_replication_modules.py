@@ -7,7 +7,6 @@ has no backfill API: the sandbox tests (tests/integration/native_replication/) r
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,22 +20,15 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 from ansible_collections.cloudops.ecr_replication.plugins.modules import ecr_replication_backfill  # noqa: E402
 from ansible_collections.cloudops.ecr_replication.plugins.modules import ecr_replication_configuration  # noqa: E402
+from tests.unit.plugins.modules.test_ecr_image_info import aws  # noqa: E402,F401 - the moto fixture of those tests
 
 DEST = dict(destination_region="ap-northeast-2", destination_registry_id="222222222222")
 
 
 @pytest.fixture
-def ecr(monkeypatch):
-    import boto3
-    from moto import mock_aws
-
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
-    with mock_aws():
-        yield boto3.client("ecr", region_name="ap-south-1")
+def ecr(aws):
+    """moto's ECR in-process, with the environment of the ecr_image_info module tests (``aws``)."""
+    return aws.client("ecr", region_name="ap-south-1")
 
 
 def run(module, capsys, **args):
