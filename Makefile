@@ -20,7 +20,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.ansible/collections
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 
 .PHONY: help deps apt-deps venv collection sandbox sandbox-down demo test unit integration lint sanity \
-        molecule changelog-lint buildspec benchmark clean
+        molecule changelog-lint buildspec benchmark bench clean
 
 help:
 	@echo "make demo          start the sandbox and run the replication flow against it"
@@ -28,6 +28,7 @@ help:
 	@echo "make sandbox       start the local AWS sandbox in the background (writes .sandbox/env)"
 	@echo "make sandbox-down  stop every process the sandbox started"
 	@echo "make benchmark     long benchmarks (large catalog); not part of make test"
+	@echo "make bench         codebuild vs local vs skopeo sync vs the seed -> bench/results (BENCH_PROFILE=small: ~2 min)"
 	@echo "make buildspec     regenerate buildspec.yml from plugins/module_utils/replicator.py"
 
 deps: apt-deps venv collection
@@ -96,6 +97,11 @@ buildspec: collection
 
 benchmark: deps
 	@$(BIN)/python -m pytest -q tests/benchmarks -s $(PYTEST_ARGS)
+
+# Not part of make test: the large profile takes 10-20 minutes on 2 cores. Sandbox ports 27000-27099.
+BENCH_PROFILE ?= large
+bench: deps
+	@$(BIN)/python tests/benchmarks/bench.py --profile $(BENCH_PROFILE)
 
 clean: sandbox-down
 	rm -rf $(VENV) .ansible .pytest_cache build context

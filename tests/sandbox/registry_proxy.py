@@ -10,6 +10,12 @@ what ECR does and distribution does not:
 - moving a tag in an IMMUTABLE repository is refused;
 - the OCI referrers API (``/v2/<name>/referrers/<digest>``), which distribution 2.8 lacks.
 Blob traffic is streamed through unchanged.
+
+For the benchmarks (``make bench``), ``GET /_sandbox/stats`` (no auth, 127.0.0.1 only, no secrets) returns what went
+through this registry since the start or the last ``POST /_sandbox/stats/reset``: blob bytes read (GET bodies) and
+written (PUT/PATCH/POST bodies), blob requests by method, and the manifest writes of this account+region, whether
+pushed through the registry or by the ``PutImage`` API (ECR's 10 TPS limit covers both): count, the most in any
+window of one second, and the most in one calendar second.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from typing import Callable
@@ -35,6 +42,67 @@ TAGS_RE = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
 REFERRERS_RE = re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
 CHUNK = 1024 * 1024
+STATS_PATH = "/_sandbox/stats"
+
+
+class RegistryStats:
+    """Traffic counters of one registry proxy; manifest writes come from the shared store (``watch_puts``)."""
+
+    def __init__(self, account: str, region: str) -> None:
+        self.account, self.region = account, region
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.bytes_read = self.bytes_written = 0
+            self.requests: dict[str, int] = {}
+            self.puts: list[float] = []
+            self.started = time.time()
+
+    def add(self, method: str | None = None, read: int = 0, written: int = 0) -> None:
+        with self.lock:
+            if method:
+                self.requests[method] = self.requests.get(method, 0) + 1
+            self.bytes_read += read
+            self.bytes_written += written
+
+    def put(self) -> None:
+        with self.lock:
+            self.puts.append(time.time())
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            peak, first = 0, 0
+            for last, when in enumerate(self.puts):  # the most writes in any window of one second
+                while when - self.puts[first] >= 1.0:
+                    first += 1
+                peak = max(peak, last - first + 1)
+            seconds: dict[int, int] = {}
+            for when in self.puts:
+                seconds[int(when)] = seconds.get(int(when), 0) + 1
+            return {"account": self.account, "region": self.region, "since": self.started,
+                    "blob_bytes_read": self.bytes_read, "blob_bytes_written": self.bytes_written,
+                    "blob_requests": dict(self.requests), "manifest_puts": len(self.puts),
+                    "manifest_puts_peak_per_second": peak,
+                    "manifest_puts_peak_per_calendar_second": max(seconds.values(), default=0)}
+
+
+def watch_puts(store: EcrImageStore, stats: "RegistryStats") -> None:
+    """Count every manifest write of ``stats``' account+region (registry push or PutImage API) in ``stats``."""
+    watchers = getattr(store, "_sandbox_put_watchers", None)
+    if watchers is None:
+        watchers = store._sandbox_put_watchers = {}
+        put = store.put
+
+        def counted(account, region, *args, **kwargs):
+            watcher = watchers.get((account, region))
+            if watcher is not None:
+                watcher.put()
+            return put(account, region, *args, **kwargs)
+
+        store.put = counted
+    watchers[(stats.account, stats.region)] = stats
 
 
 class RegistryProxyHandler(BaseHTTPRequestHandler):
@@ -151,6 +219,13 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         path = urlsplit(self.path).path
+        if path.startswith(STATS_PATH):
+            self._drain()
+            if path == STATS_PATH + "/reset" and self.command == "POST":
+                self.server.stats.reset()
+            body = json.dumps(self.server.stats.snapshot()).encode()
+            self._send(200, body, {"Content-Type": "application/json"}, head=self.command == "HEAD")
+            return
         if not self.server.backend_alive():
             self._error(503, "UNAVAILABLE", f"registry backend for {self.server.endpoint.key} is not running")
             return
@@ -289,7 +364,7 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
             if has_body:
                 headers.pop("Content-Length", None) if self.headers.get("Transfer-Encoding") else None
                 chunked = bool(self.headers.get("Transfer-Encoding"))
-                conn.request(self.command, self.path, body=self._iter_body(), headers=headers, encode_chunked=chunked)
+                conn.request(self.command, self.path, body=self._counted_body(), headers=headers, encode_chunked=chunked)
             else:
                 self._drain()
                 conn.request(self.command, self.path, headers=headers)
@@ -300,6 +375,7 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
                 if key.lower() in HOP_BY_HOP or key.lower() == "content-length":
                     continue
                 self.send_header(key, value)
+            self.server.stats.add(self.command)
             if self.command == "HEAD":
                 self.send_header("Content-Length", length or "0")
                 self.end_headers()
@@ -314,16 +390,28 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
                     if not data:
                         break
                     self.wfile.write(data)
+                    self._count_read(response.status, len(data))
             else:
                 data = response.read()
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                self._count_read(response.status, len(data))
             reusable = not response.will_close
         finally:
             if not reusable:
                 conn.close()
                 self._backend = None
+
+
+    def _counted_body(self):
+        for data in self._iter_body():
+            self.server.stats.add(written=len(data))
+            yield data
+
+    def _count_read(self, status: int, size: int) -> None:
+        if self.command == "GET" and status == 200:
+            self.server.stats.add(read=size)
 
 
 class RegistryProxyServer(ThreadingHTTPServer):
@@ -343,6 +431,8 @@ class RegistryProxyServer(ThreadingHTTPServer):
         self.backend_alive = backend_alive
         self.verbose = verbose
         self.ssl_context = ssl_context
+        self.stats = RegistryStats(endpoint.account, endpoint.region)
+        watch_puts(store, self.stats)
         super().__init__(("127.0.0.1", endpoint.proxy_port), RegistryProxyHandler)
 
     def get_request(self):
