@@ -16,7 +16,7 @@ description:
     digest and tags.
   - Waits for its end (O(wait)), and returns its progress and per-image results. A backfill that ends C(FAILED) or
     C(STOPPED), or with failed replications, fails the task with the failure codes.
-  - When O(wait_timeout) passes, or the run is interrupted, the backfill is stopped (C(StopReplicationBackfill)):
+  - When O(wait_timeout) passes, or the run is interrupted, the backfill is stopped (C(StopReplicationBackfill));
     what was copied stays, nothing keeps copying unobserved.
   - The destination must be in the registry's replication configuration
     (M(cloudops.ecr_replication.ecr_replication_configuration)); this is checked first, and the repositories the
