@@ -141,6 +141,12 @@ def main():
         else:
             desired = er.remove_destination(current, dest, prefixes)
         er.validate_configuration(desired, module.region, registry_id)
+        if params["state"] == "absent" and prefixes:
+            # Rules shared with other destinations are never edited: say so rather than report a silent no-op.
+            still = er.coverage(desired, prefixes, dest["region"], dest["registryId"])
+            for prefix, answer in sorted(still.items()):
+                if answer["covered"]:
+                    module.warn("%s is still replicated to the destination: %s" % (prefix, answer["reason"]))
         changed = not er.configurations_equal(current, desired)
         if changed and not module.check_mode:
             er.put_replication_configuration(client, desired)

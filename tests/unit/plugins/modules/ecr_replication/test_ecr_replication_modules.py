@@ -91,3 +91,18 @@ def test_configuration_bad_input_names_the_option_and_changes_nothing(ecr, capsy
 def test_backfill_bad_input_names_the_option(ecr, capsys, args, option):
     result = run(ecr_replication_backfill, capsys, **dict(DEST, **args))
     assert result["failed"] and result["option"] == option, result
+
+
+def test_configuration_absent_warns_when_a_shared_rule_still_covers_the_prefix(ecr, capsys):
+    shared = {
+        "destinations": [
+            {"region": "ap-northeast-2", "registryId": "222222222222"},
+            {"region": "eu-west-1", "registryId": "333333333333"},
+        ],
+        "repositoryFilters": [{"filter": "team-a/", "filterType": "PREFIX_MATCH"}],
+    }
+    ecr.put_replication_configuration(replicationConfiguration={"rules": [shared]})
+    result = run(ecr_replication_configuration, capsys, repository_prefixes=["team-a/"], state="absent", **DEST)
+    assert not result["changed"] and rules(ecr) == [shared]
+    warnings = json.dumps(result["warnings"])  # plain strings or, from ansible-core 2.19, structured events
+    assert "still replicated" in warnings and "rule 1 replicates" in warnings
