@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr_replication as er
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import AnsibleECRError
+from tests.unit.plugins.module_utils.replication_driver.test_replication_driver import Clock  # the driver's fake clock
 
 SEOUL = {"region": "ap-northeast-2", "registryId": "222222222222"}
 ID = "0f6c6c1e-8f1b-4b55-9a39-2b7c0c0f5a01"
@@ -255,22 +256,9 @@ def test_progress_line():
 # --- the watcher ---------------------------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_watcher_follows_to_complete_and_reports_every_poll(stubbed):
     client, stub = stubbed
-    clock = FakeClock()
+    clock = Clock()
     for status, done in (("PREPARING", 0), ("IN_PROGRESS", 2), ("COMPLETE", 4)):
         stub.add_response("describe_replication_backfill_results", described(status, progress(4, done)))
     stub.add_response(
@@ -289,7 +277,7 @@ def test_watcher_follows_to_complete_and_reports_every_poll(stubbed):
 
 def test_watcher_reports_failed_with_codes(stubbed):
     client, stub = stubbed
-    clock = FakeClock()
+    clock = Clock()
     stub.add_response(
         "describe_replication_backfill_results",
         described("FAILED", progress(4, 0, 4, ["DENIED"]), failureCode="DENIED"),
@@ -310,7 +298,7 @@ def test_watcher_reports_failed_with_codes(stubbed):
 
 def test_watcher_stops_the_backfill_on_timeout(stubbed):
     client, stub = stubbed
-    clock = FakeClock()
+    clock = Clock()
     for _ in range(3):
         stub.add_response("describe_replication_backfill_results", described("IN_PROGRESS", progress(4, 1)))
     stub.add_response(
@@ -325,7 +313,7 @@ def test_watcher_stops_the_backfill_on_timeout(stubbed):
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit])
 def test_watcher_stops_the_backfill_when_interrupted(stubbed, interruption):
     client, stub = stubbed
-    clock = FakeClock()
+    clock = Clock()
     stub.add_response("describe_replication_backfill_results", described("IN_PROGRESS", progress(4, 1)))
     stub.add_response(
         "stop_replication_backfill", {"replicationBackfillId": ID, "status": "STOPPING"}, {"replicationBackfillId": ID}
