@@ -11,7 +11,8 @@ version_added: 0.1.0
 short_description: Copy existing Amazon ECR images to a replication destination with a replication backfill
 description:
   - Starts an ECR replication backfill (C(StartReplicationBackfill)) to one destination of the registry's replication
-    configuration, or attaches to the one already in progress for that destination; ECR then copies, server-side and
+    configuration, or attaches to the one already in progress for that destination (one being stopped is waited for,
+    then a new one starts); ECR then copies, server-side and
     without any build, every existing image that the configuration's rules cover for that destination, with its
     digest and tags.
   - Waits for its end (O(wait)), and returns its progress and per-image results. A backfill that ends C(FAILED) or
@@ -228,6 +229,16 @@ def main():
             result["backfill"] = _snake(running)
             module.exit_json(**result)
 
+        if running is not None and running["status"] == "STOPPING":
+            # Someone stopped it: let it end, then start a new one rather than report its STOPPED end as ours.
+            er.BackfillWatcher(
+                client,
+                running["replicationBackfillId"],
+                poll_interval=poll_interval,
+                timeout=wait_timeout,
+                stop_on_timeout=False,
+            ).wait(results=False)
+            running = None
         started = running if running is not None else er.start_backfill(client, dest)
         attached = running is not None or started.get("attached", False)
         result.update(changed=not attached, attached=attached, backfill=_snake(started))
