@@ -16,6 +16,7 @@ one result that the role's report step reads as it is.
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 from typing import Dict
@@ -84,11 +85,14 @@ class ActionModule(AWSActionBase):
             elapsed_seconds=outcome["elapsed_seconds"],
         )
         if outcome["stop_reason"] and outcome["stop_reason"].startswith("interrupted"):
-            # The play ends here, so the report is written now: the role's report step will not run.
+            # The play is over (ansible-playbook stopped reading its workers), so the report is written here, and
+            # this worker ends as ansible's own workers do on a signal: the result could never be delivered.
             paths = self._write_report(report_destinations)
-            result.update(failed=True, msg="%s: %d build(s) stopped; report: %s" % (
+            message = "%s: %d build(s) stopped; report: %s" % (
                 outcome["stop_reason"], sum(len(d.get("stopped_builds") or []) for d in outcome["destinations"].values()),
-                paths or "not written (no report_dir)"))
+                paths or "not written (no report_dir)")
+            progress(message)
+            os._exit(1)
         return result
 
     # ------------------------------------------------------------------------------------------------------
@@ -188,10 +192,11 @@ class ActionModule(AWSActionBase):
             batch_size=self.args["batch_size"], max_concurrent=self._max_concurrent(project),
             poll_interval=self.args["poll_interval"], wait_timeout=self.args["wait_timeout"],
             max_rounds=self.args["max_rounds"], force_tags=self.args["force_tags"], progress=progress,
-            log_interval=max(self.args["poll_interval"], 5.0),
+            log_interval=max(self.args["poll_interval"], 5.0), watch=self._parent_gone(),
         )
 
         def stop(signum, _frame):
+            # ansible-playbook forwards SIGINT/SIGTERM to its workers, then stops reading from them
             driver.request_stop("interrupted (%s)" % signal.Signals(signum).name)
 
         previous = {}
@@ -205,6 +210,18 @@ class ActionModule(AWSActionBase):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def _parent_gone(self):
+        """A stop reason once the ansible-playbook process that started this worker has died (SIGKILL, a crash):
+        its builds must not run on unwatched."""
+        parent = os.getppid()
+
+        def check():
+            if os.getppid() != parent:
+                return "interrupted (ansible-playbook ended)"
+            return None
+
+        return check
 
     def _report_destinations(self, outcome: Dict[str, Any], errors: Dict[str, str]) -> List[Dict[str, Any]]:
         entries = []

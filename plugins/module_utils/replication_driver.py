@@ -142,6 +142,7 @@ class Driver:
         sleep: Optional[Callable[[float], None]] = None,
         stop_grace: float = STOP_GRACE_SECONDS,
         log_interval: Optional[float] = None,
+        watch: Optional[Callable[[], Optional[str]]] = None,
     ):
         self.backend = backend
         self.env_for = env_for
@@ -160,6 +161,8 @@ class Driver:
         # Reading every running build's log on each poll costs one GetLogEvents per build; a few seconds apart is
         # enough for a progress line.
         self.log_interval = poll_interval if log_interval is None else log_interval
+        # called once per loop: a reason to stop (say, the process that started the run is gone), or None
+        self.watch = watch
         self.runs = {key: DestinationRun(key, {}, list(images)) for key, images in destinations.items()}
         self.stop_reason: Optional[str] = None
         self.polls = 0
@@ -199,6 +202,8 @@ class Driver:
         while not all(run.done for run in self.runs.values()):
             if self.stop_reason is None and self.clock() >= deadline:
                 self.stop_reason = "wait_timeout (%g s) reached" % self.wait_timeout
+            if self.stop_reason is None and self.watch is not None:
+                self.stop_reason = self.watch()
             if self.stop_reason is not None:
                 self._stop_everything()
                 break
@@ -354,7 +359,11 @@ class Driver:
             # an image gone from the source listing cannot be verified: the report keeps it failed
             still = [i for i in run.verified if needs_copy(i, self.force_tags)]
             previous = run.remaining
-            if not still or run.error:
+            if not still:
+                run.done = True
+                self._note("%s: verified after round %d: every planned digest and tag is present" % (run.key, run.rounds))
+                continue
+            if run.error:
                 run.done = True
                 continue
             if run.rounds >= self.max_rounds or (previous is not None and len(still) >= previous):

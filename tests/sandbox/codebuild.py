@@ -704,8 +704,12 @@ class CodeBuildService:
             resolved = self._resolve_variables(build)
         except CodeBuildApiError as exc:
             return self._fail_phase(build, "FAILED", "CLIENT_ERROR", exc.message)
-        wait_until = min(time.time() + self.ctx.provisioning_seconds, deadline)
-        while time.time() < wait_until and not build.stop_event.is_set():
+        # read on every pass: a test may shorten the delay (POST /_sandbox/codebuild) to release waiting builds
+        provisioning_started = time.time()
+        while not build.stop_event.is_set():
+            wait_until = min(provisioning_started + self.ctx.provisioning_seconds, deadline)
+            if time.time() >= wait_until:
+                break
             build.stop_event.wait(min(0.1, max(0.0, wait_until - time.time())))
         stopped = self._stopped_status(build, deadline)
         if stopped:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -110,6 +111,25 @@ class Sandbox:
     @property
     def catalog(self) -> dict[str, Any]:
         return self.catalog_for(self.profile)
+
+    def set_codebuild(self, **settings) -> dict:
+        """Change the sandbox CodeBuild's tunables (provisioning_seconds, account_quota, queue_limit,
+        minute_seconds) from now on; returns the old values. A shorter provisioning_seconds also releases builds
+        already waiting in provisioning."""
+        import requests
+
+        answer = requests.post(self.config.endpoint_url + "/_sandbox/codebuild", json=settings, timeout=10)
+        answer.raise_for_status()
+        return {name: answer.json()[name] for name in settings}
+
+    @contextlib.contextmanager
+    def codebuild_settings(self, **settings):
+        """``set_codebuild`` for the duration of a ``with`` block; the old values come back afterwards."""
+        old = self.set_codebuild(**settings)
+        try:
+            yield
+        finally:
+            self.set_codebuild(**old)
 
     def reset_target(self) -> None:
         """Delete every repository of the target account (both regions): a clean destination."""

@@ -152,6 +152,8 @@ class SandboxApp:
         path = environ.get("PATH_INFO", "")
         if path == "/_sandbox/health":
             return self._json(start_response, 200 if self.status["healthy"]() else 503, self.status["report"]())
+        if path == "/_sandbox/codebuild" and self.codebuild is not None:
+            return self._codebuild_settings(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(ECR_TARGET):
             try:
@@ -171,6 +173,27 @@ class SandboxApp:
                 return self._error(start_response, 501, "NotImplemented", "the sandbox CodeBuild is not available")
             return self._call(environ, start_response, target[len(CODEBUILD_TARGET) :], self._codebuild)
         return self.moto(environ, start_response)
+
+    CODEBUILD_SETTINGS = ("provisioning_seconds", "account_quota", "queue_limit", "minute_seconds")
+
+    def _codebuild_settings(self, environ, start_response):
+        """GET: the sandbox CodeBuild's tunables; POST {name: value}: change them for the builds started from now
+        (a test that needs builds held in the queue, say, without a sandbox of its own). Answers the old values."""
+        ctx = self.codebuild.ctx
+        current = {name: getattr(ctx, name) for name in self.CODEBUILD_SETTINGS}
+        if environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                changes = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                unknown = sorted(set(changes) - set(self.CODEBUILD_SETTINGS))
+                if unknown:
+                    raise ValueError(f"unknown settings {unknown}")
+                for name, value in changes.items():
+                    setattr(ctx, name, type(current[name])(value))
+            except (ValueError, TypeError) as exc:
+                return self._error(start_response, 400, "InvalidParameter", str(exc))
+            self.codebuild.wake.set()
+        return self._json(start_response, 200, current)
 
     @staticmethod
     def _check_identity_policies(environ, operation: str) -> None:

@@ -1,0 +1,182 @@
+# Copyright: Contributors to the cloudops.ecr_replication project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The execute step's driver through `ansible-playbook`, against the sandbox CodeBuild:
+
+- builds held in the queue for more than 400 polls (the old self-including task file died of RecursionError after
+  ~250), and the run still ends with its report;
+- SIGINT to ansible-playbook (what an AWX cancel sends) mid-copy: the builds it started end STOPPED, the report says
+  so, the source is untouched, and the re-run copies only what is missing and verifies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXTERNAL_ID
+from .conftest import PLAYBOOKS
+from .conftest import REPO_ROOT
+from .conftest import run_playbook
+
+pytestmark = pytest.mark.sandbox
+
+POLL_LINE = re.compile(r"^(?:done after )?poll (\d+): builds (\d+) done, (\d+) running, (\d+) queued", re.M)
+
+
+def _args(sandbox, *more: str) -> list[str]:
+    return ["-e", f"dest_region={sandbox.dest_region}", "-e", f"dest_account={sandbox.target_account}",
+            "-e", f"external_id={EXTERNAL_ID}", *more]
+
+
+def _start(sandbox, cwd: Path, *args: str) -> subprocess.Popen:
+    command = [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOKS / "replicate.yml"), *args]
+    env = sandbox.subprocess_env(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default",
+                                 PWD=str(cwd))
+    # its own session: the signal goes to ansible-playbook alone, as AWX's cancel does
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+class Output:
+    """Reads a process's output in a thread; ``wait_for`` a pattern with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: re.Pattern, timeout: float):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                match = pattern.search(line)
+                if match:
+                    return match
+            if self.proc.poll() is not None and not self.thread.is_alive():
+                break
+            time.sleep(0.05)
+        return None
+
+    def finish(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise
+        self.thread.join(10)
+        return code
+
+
+def _source_snapshot(sandbox) -> dict:
+    ecr = sandbox.client("ecr", "source", sandbox.source_region)
+    snapshot = {}
+    for page in ecr.get_paginator("describe_repositories").paginate():
+        for repo in page["repositories"]:
+            for images in ecr.get_paginator("describe_images").paginate(repositoryName=repo["repositoryName"]):
+                for d in images["imageDetails"]:
+                    snapshot[(repo["repositoryName"], d["imageDigest"])] = sorted(d.get("imageTags") or [])
+    return snapshot
+
+
+def _builds_since(sandbox, started: float) -> list[dict]:
+    codebuild = sandbox.client("codebuild", "source", sandbox.source_region)
+    ids = codebuild.list_builds_for_project(projectName="ecr-replication")["ids"]
+    builds = codebuild.batch_get_builds(ids=ids[:100])["builds"] if ids else []
+    return [b for b in builds if b["startTime"].timestamp() >= started - 1]
+
+
+def _clear_destination(sandbox, *names: str) -> None:
+    ecr = sandbox.client("ecr", "target", sandbox.dest_region)
+    for name in names:
+        try:
+            ecr.delete_repository(repositoryName=name, force=True)
+        except ecr.exceptions.RepositoryNotFoundException:
+            pass
+
+
+def test_builds_held_in_the_queue_for_400_polls_then_the_run_completes(provisioned, tmp_path):
+    sandbox = provisioned
+    repository = "team-a/worker"
+    _clear_destination(sandbox, repository)
+    expected = [i for i in sandbox.catalog["images"] if i["repository"] == repository]
+    old = sandbox.set_codebuild(provisioning_seconds=600)
+    try:
+        proc = _start(sandbox, tmp_path, *_args(sandbox, "-e", f"repositories={repository}", "-e", "poll_interval=0.05",
+                                                "-e", "wait_timeout=900"))
+        output = Output(proc)
+        held = output.wait_for(re.compile(r"^poll 4[0-9]{2}: builds 0 done, 0 running, 1 queued"), timeout=300)
+        # release the build: the sandbox reads the provisioning delay again on every pass
+        sandbox.set_codebuild(provisioning_seconds=0)
+        code = output.finish(timeout=300)
+    finally:
+        sandbox.set_codebuild(**old)
+    assert held, output.text[-4000:]
+    assert code == 0, output.text[-6000:]
+    polls = [int(m.group(1)) for m in POLL_LINE.finditer(output.text)]
+    assert max(polls) >= 400 and "RecursionError" not in output.text
+    report = json.loads((tmp_path / "reports" / "ecr-replication-report.json").read_text())
+    assert report["summary"]["success"] is True
+    assert report["summary"]["copied"] == len(expected) and report["summary"]["builds"] == 1
+
+
+def test_sigint_stops_the_builds_and_the_rerun_copies_only_what_is_missing(provisioned, tmp_path):
+    sandbox = provisioned
+    sandbox.reset_target()
+    before = _source_snapshot(sandbox)
+    total = len(sandbox.catalog["images"])
+    started = time.time()
+    with sandbox.codebuild_settings(provisioning_seconds=3):
+        proc = _start(sandbox, tmp_path, *_args(sandbox, "-e", "batch_size=10", "-e", "max_concurrent_builds=1",
+                                                "-e", "poll_interval=0.2"))
+        output = Output(proc)
+        first_done = output.wait_for(re.compile(r"^poll \d+: builds 1 done"), timeout=240)
+        time.sleep(1.0)  # the next poll (0.2 s) starts the second build, which provisions for 3 s
+        proc.send_signal(signal.SIGINT)
+        code = output.finish(timeout=240)
+    assert first_done, output.text[-4000:]
+    assert code != 0
+    assert "User interrupted execution" in output.text, output.text[-4000:]
+
+    # every build it started has ended; the one running at the interruption was stopped
+    builds = _builds_since(sandbox, started)
+    assert builds and all(b["buildStatus"] != "IN_PROGRESS" for b in builds), [b["buildStatus"] for b in builds]
+    assert [b["buildStatus"] for b in builds].count("STOPPED") >= 1
+    assert len(builds) < -(-total // 10), "the interruption came after every batch had started"
+
+    report = json.loads((tmp_path / "reports" / "ecr-replication-report.json").read_text())
+    # ansible-playbook no longer reads its worker after a SIGINT: the driver wrote the report itself
+    assert any("interrupted (SIGINT)" in e and "build(s) stopped" in e for e in report["summary"]["errors"]), report
+    copied_first = report["summary"]["copied"]
+    assert 10 <= copied_first < total
+    assert _source_snapshot(sandbox) == before
+
+    rerun_dir = tmp_path / "rerun"
+    rerun_dir.mkdir()
+    rerun = run_playbook(sandbox, "replicate.yml", rerun_dir, *_args(sandbox, "-e", "batch_size=10", "-e",
+                                                                     "poll_interval=0.5"))
+    assert rerun.returncode == 0, rerun.explain()
+    report = json.loads((rerun_dir / "reports" / "ecr-replication-report.json").read_text())
+    summary = report["summary"]
+    assert summary["success"] is True and summary["failed"] == 0
+    assert summary["present"] == copied_first and summary["copied"] == total - copied_first
+    assert summary["builds"] <= -(-(total - copied_first) // 10)
+    assert "every planned digest and tag is present" in rerun.stdout
+    assert _source_snapshot(sandbox) == before
