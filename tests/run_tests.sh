@@ -13,17 +13,6 @@ step() {
   if "$@"; then echo "<== $name: ok"; else echo "<== $name: FAILED"; failed+=("$name"); fi
 }
 
-# The build context is all that `make test` can check: building the image needs a container engine.
-ee_create() {
-  local dir rc
-  dir=$(mktemp -d)
-  ansible-builder create -f execution-environment.yml -c "$dir/context" --output-filename Containerfile >/dev/null \
-    && test -f "$dir/context/Containerfile"
-  rc=$?
-  rm -rf "$dir"
-  return $rc
-}
-
 export SANDBOX_TEST_DIR="$PWD/.sandbox-test"
 if [ -z "${SANDBOX_TEST_BASE_PORT:-}" ]; then
   SANDBOX_TEST_BASE_PORT=$(python -c 'from tests.sandbox.lifecycle import free_base_port; print(free_base_port(26000))')
@@ -44,9 +33,6 @@ if [ -f tests/molecule.sh ]; then
   step "molecule scenarios" bash -c "set -a; source '$SANDBOX_TEST_DIR/env'; set +a; bash tests/molecule.sh"
 fi
 step "ansible-lint (production profile) + changelog lint" bash tests/lint.sh
-if [ -f execution-environment.yml ]; then
-  step "ansible-builder create" ee_create
-fi
 step "ansible-test sanity" bash tests/sanity.sh
 
 if [ ${#failed[@]} -gt 0 ]; then
