@@ -61,9 +61,15 @@ collection: venv
 	@mkdir -p $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/cloudops $(ANSIBLE_LOCAL_TEMP)
 	@ln -sfn $(CURDIR) $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/cloudops/ecr_replication
 
+# Started, seeded and provisioned (provision.yml), so that after `source .sandbox/env` the README's
+# `ansible-playbook playbooks/replicate.yml -e dest_region=... -e dest_account=...` works as typed.
 sandbox: deps
 	@$(BIN)/python -m tests.sandbox start --profile small
-	@echo "sandbox is up: source .sandbox/env"
+	@set -a; source .sandbox/env; set +a; \
+	  ansible-playbook playbooks/provision.yml -e dest_region="$$SANDBOX_DEST_REGION" \
+	    -e dest_account="$$SANDBOX_TARGET_ACCOUNT" -e dest_profile=target -e all_repositories=true \
+	    > .sandbox/provision.log 2>&1 || { tail -n 30 .sandbox/provision.log; exit 1; }
+	@echo "sandbox is up and provisioned: source .sandbox/env"
 
 sandbox-down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tests.sandbox stop; else echo "no sandbox running"; fi

@@ -196,6 +196,12 @@ def write_env(config: SandboxConfig) -> dict[str, str]:
         "# Source account (111111111111) by default; `AWS_PROFILE=target` acts in the target account.\n"
     )
     body = "".join(f"export {key}={json.dumps(value)}\n" for key, value in env.items())
+    # The project's tools and the collection, so that `ansible-playbook playbooks/replicate.yml ...` works as typed.
+    body += (
+        f'export PATH="{REPO_ROOT / ".venv" / "bin"}:$PATH"\n'
+        f'export ANSIBLE_COLLECTIONS_PATH="{REPO_ROOT / ".ansible" / "collections"}"\n'
+        f'export ANSIBLE_LOCAL_TEMP="{REPO_ROOT / ".ansible" / "tmp"}"\n'
+    )
     config.env_file.touch(mode=0o600)
     config.env_file.write_text(header + body)
     return env
