@@ -485,7 +485,8 @@ def _source(name: str) -> str:
     if text is None:
         with open(module.__file__, encoding="utf-8") as handle:
             text = handle.read()
-    return text
+    # Ansible's collection loader on the controller (action plugins) answers bytes
+    return text.decode("utf-8") if isinstance(text, bytes) else text
 
 
 def _without_docstrings(text: str) -> str:
