@@ -231,10 +231,14 @@ def codebuild_service_policy(
     }
 
 
-def target_trust_policy(*, source_role_arn: str, external_id: str) -> dict:
-    """Trust policy of the destination role: only the source CodeBuild role, only with the external id."""
+def target_trust_policy(*, source_role_arn: str, external_id: str, local_principals: Any = None) -> dict:
+    """Trust policy of the destination role: the source CodeBuild role, and the principals that run
+    ``strategy: local`` copies from a controller (``local_principals``), only with the external id."""
     source_role_arn = validate_role_arn(source_role_arn, "source_role_arn")
-    return _external_id_trust("SourceCodeBuildAssumeRole", source_role_arn, external_id)
+    if not local_principals:
+        return _external_id_trust("SourceCodeBuildAssumeRole", source_role_arn, external_id)
+    principals = sorted(set([source_role_arn] + validate_principal_arns(local_principals, "local_principals")))
+    return _external_id_trust("SourceCodeBuildAssumeRole", principals, external_id)
 
 
 def _external_id_trust(sid: str, principal: Any, external_id: str) -> dict:

@@ -199,6 +199,8 @@ class Driver:
         deadline = self.started_at + self.wait_timeout
         for run in self.runs.values():
             self._plan_round(run, run.work)
+        if all(run.done for run in self.runs.values()):
+            return self.result()  # nothing to copy anywhere: no poll, no progress line
         while not all(run.done for run in self.runs.values()):
             if self.stop_reason is None and self.clock() >= deadline:
                 self.stop_reason = "wait_timeout (%g s) reached" % self.wait_timeout

@@ -174,6 +174,16 @@ def test_codebuild_trust_policy_restricted_to_the_project():
     }
 
 
+def test_target_trust_policy_local_principals_only_with_the_external_id():
+    controller = "arn:aws:iam::111111111111:user/operator"
+    policy = p.target_trust_policy(source_role_arn=CODEBUILD_ROLE, external_id=SECRET, local_principals=[controller])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"AWS": sorted([CODEBUILD_ROLE, controller])}
+    assert statement["Condition"] == {"StringEquals": {"sts:ExternalId": SECRET}}
+    with pytest.raises(p.OptionError, match="^local_principals: "):
+        p.target_trust_policy(source_role_arn=CODEBUILD_ROLE, external_id=SECRET, local_principals=["*"])
+
+
 def test_target_trust_policy_exact():
     assert p.target_trust_policy(source_role_arn=CODEBUILD_ROLE, external_id=SECRET) == {
         "Version": "2012-10-17",
