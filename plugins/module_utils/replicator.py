@@ -99,7 +99,7 @@ try:
     import boto3
     from botocore.config import Config
     from botocore.exceptions import ClientError
-except ImportError:  # only the program needs them (its install phase provides boto3), not Ansible's import
+except ImportError:  # Ansible imports this file too; only the program needs boto3
     boto3 = Config = ClientError = None
 
 PERMANENT_COPY = ("manifest unknown", "name unknown", "denied", "not authorized", "invalid reference")
@@ -146,11 +146,11 @@ class Replicator:
             (("get_lifecycle_policy", "put_lifecycle_policy", "lifecyclePolicyText"), "REPL_COPY_LIFECYCLE_POLICY"),
             (("get_repository_policy", "set_repository_policy", "policyText"), "REPL_COPY_REPOSITORY_POLICY"),
         ) if flag(on, False)]
-        # no burst: ECR's limit is per second, and a full bucket would let twice the rate through in one second
+        # no burst: a full bucket would let twice the rate through in one second
         self.bucket = TokenBucket(max(0.1, number("REPL_PUT_TPS", 10.0)), 1)
         self.skopeo_bin = e.get("REPL_SKOPEO") or "skopeo"
         self.registry = {"registryId": self.dest_account} if self.dest_account else {}
-        self.slots = threading.BoundedSemaphore(self.parallel)  # skopeo processes at a time, all repositories
+        self.slots = threading.BoundedSemaphore(self.parallel)  # skopeo processes, all repositories
         self.secrets = set()
         self.lock = threading.RLock()
         self.workdir = self.authfile = self.src = self.dst = self.source_ecr = self.dest_ecr = None
@@ -199,7 +199,7 @@ class Replicator:
                 raise RuntimeError("source and destination registry are the same (%s)" % list(auths)[0])
             for token in auths.values():
                 self.secrets.update((token, base64.b64decode(token).decode().partition(":")[2]))
-            # A 0600 file in a 0700 directory: --creds would show the password to every process through /proc.
+            # 0600 file, 0700 directory: --creds would show the password to every process in /proc
             fd = os.open(self.authfile + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(json.dumps(auth_file_content(auths)))
@@ -210,7 +210,7 @@ class Replicator:
     def skopeo(self, args):
         self.refresh_tokens()
         cmd = [self.skopeo_bin, args[0], "--authfile", self.authfile] + args[1:]
-        # The program runs in the build, not in an Ansible module: no run_command there.
+        # not an Ansible module: no run_command
         proc = subprocess.run(  # pylint: disable=ansible-bad-function
             cmd, env=self.env, stdin=subprocess.DEVNULL, capture_output=True, timeout=3600, check=False)
         if proc.returncode != 0:
@@ -316,7 +316,9 @@ class Replicator:
         text, media_type = manifests[digest]
         try:
             if r["copied"]:
-                src, dst = (image_reference(host, name, digest=digest) for host in (self.src, self.dst))
+                # pushed under its first missing tag if it has one: one manifest write less (ECR: 10 a second)
+                ref = {"tag": r["to_tag"][0]} if r["to_tag"] else {"digest": digest}
+                src, dst = image_reference(self.src, name, digest=digest), image_reference(self.dst, name, **ref)
 
                 def copy():
                     with self.slots:  # tokens taken once a slot is free: the manifests are pushed soon after
@@ -324,15 +326,17 @@ class Replicator:
                         self.skopeo(["copy", "--all", "--preserve-digests", src, dst])
 
                 r["attempts"] = self.retry("copy %s@%s" % (name, digest), copy)
-            for tag in r["to_tag"]:
+                r["tags_applied"] += r["to_tag"][:1]
+            for tag in r["to_tag"][len(r["tags_applied"]) :]:
                 self.bucket.acquire(1)
                 try:
                     self.dest().put_image(repositoryName=name, imageManifest=text, imageManifestMediaType=media_type,
                                           imageTag=tag, imageDigest=digest, **self.registry)
                 except ClientError as e:
-                    if _code(e) != "ImageAlreadyExistsException":  # already there: another build was faster
+                    if _code(e) != "ImageAlreadyExistsException":  # another build was faster
                         raise
                 r["tags_applied"].append(tag)
+            for tag in r["tags_applied"]:
                 r["conflicts"].pop(tag, None)
         except Exception as e:  # one image never stops the batch
             r["status"], r["error"] = "failed", "%s: %s" % (type(e).__name__, e)
@@ -375,7 +379,7 @@ class Replicator:
     def run(self):
         images = decode_batch(join_env(self.env))
         if not self.dest_region or not self.source_region:
-            raise SystemExit("REPL_DEST_REGION and a source region (REPL_SOURCE_REGION or AWS_REGION) are required")
+            raise SystemExit("REPL_DEST_REGION and REPL_SOURCE_REGION (or AWS_REGION) are required")
         self.log("replicating %d images from %s to %s%s, %d copies at a time" % (
             len(images), self.source_region, self.dest_region, " as " + self.role_arn if self.role_arn else "",
             self.parallel))
@@ -393,7 +397,7 @@ class Replicator:
                 self.log(format_result(r))
             return self.finish(results)
         self.log("source registry %s, destination registry %s" % (self.src, self.dst))
-        # Repositories side by side, at most self.parallel copies at a time over all of them (self.slots).
+        # repositories side by side; self.slots caps the copies over all of them
         with concurrent.futures.ThreadPoolExecutor(min(32, len(by_repo) or 1)) as pool:
             done = pool.map(lambda item: self.replicate_repository(*item), sorted(by_repo.items()))
             return self.finish([r for results in done for r in results])
@@ -446,7 +450,7 @@ BUILDSPEC = """\
 # buildspec.yml: copies one batch of ECR images to another region/account (cloudops.ecr_replication).
 # GENERATED by `make buildspec` from plugins/module_utils/replicator.py; a unit test keeps them in step.
 # Input: REPL_* variables (replicator.py ENV_DOC); output: one RESULT {json} line per image.
-# Run by CodeBuild (NO_SOURCE project) or by codebuild_replicate with executor=local.
+# Run by CodeBuild (NO_SOURCE project) or on the controller (strategy local).
 version: 0.2
 env:
  shell: bash

@@ -202,6 +202,9 @@ class Bench:
         env = dict(self.env, AWS_ENDPOINT_URL=self.counter.url) if counted else self.env
         cmd = [str(Path(sys.executable).with_name("ansible-playbook"))] + list(args)
         proc = subprocess.run(cmd, env=env, cwd=self.work, capture_output=True, text=True, timeout=3600, check=False)
+        if proc.returncode < 0:  # killed from outside (a shared machine): the run says nothing, run it again
+            log("playbook killed by signal %d, running it again" % -proc.returncode)
+            proc = subprocess.run(cmd, env=env, cwd=self.work, capture_output=True, text=True, timeout=3600, check=False)
         if proc.returncode != 0:
             log("playbook failed (%d): %s" % (proc.returncode, (proc.stdout[-3000:] + proc.stderr[-2000:])))
         return proc
@@ -260,8 +263,10 @@ class Bench:
                 pass
             parent = repo.rpartition("/")[0]  # skopeo sync keeps the last path component only
             proc = subprocess.run(
-                ["skopeo", "sync", "--all", "--preserve-digests", "--src", "docker", "--dest", "docker",
-                 "--authfile", str(authfile), "%s/%s" % (src, repo), dst + ("/" + parent if parent else "")],
+                # --retry-times: ECR throttles manifest writes over 10 a second (so does the bench's sandbox)
+                ["skopeo", "sync", "--all", "--preserve-digests", "--retry-times", "8", "--src", "docker",
+                 "--dest", "docker", "--authfile", str(authfile), "%s/%s" % (src, repo),
+                 dst + ("/" + parent if parent else "")],
                 env=self.env, capture_output=True, text=True, timeout=3600, check=False)
             if proc.returncode != 0:
                 ok = False
@@ -304,6 +309,7 @@ class Bench:
                    put_peak_per_second=stats["target"]["manifest_puts_peak_per_second"],
                    put_peak_per_calendar_second=stats["target"]["manifest_puts_peak_per_calendar_second"],
                    manifest_puts=stats["target"]["manifest_puts"], api_calls=calls,
+                   manifest_puts_throttled=stats["target"]["manifest_puts_throttled"],
                    list_calls=sum(n for op, n in calls.items() if op.split(":")[-1] in LIST_OPERATIONS),
                    verification=check)
         log("  %.1fs, %d builds, %s bytes written (ratio %s), PutImage peak %d/s, complete=%s" % (
@@ -361,9 +367,10 @@ def markdown(result: dict) -> str:
             "%.2f" % (r["wall_seconds"] / sync["wall_seconds"]) if sync and sync["wall_seconds"] and not r["noop"] else "",
             "%.2f" % (per_image / seed_per_image) if seed_per_image and not r["noop"] else "",
             r["builds"], r["build_seconds"], r["bytes_written"], r["bytes_ratio"] if r["bytes_ratio"] is not None else "",
-            r["put_peak_per_second"], r["list_calls"], left_out])
+            "%s (%s)" % (r["manifest_puts"], r["manifest_puts_throttled"]), r["put_peak_per_calendar_second"],
+            r["list_calls"], left_out])
     headers = ["method", "images", "wall s", "vs sync", "per image vs seed", "builds", "build s", "blob bytes written",
-               "written / unique missing", "PutImage peak/s", "list calls", "left out"]
+               "written / unique missing", "manifest writes (throttled)", "PutImage peak/s", "list calls", "left out"]
     scaling = [[r["method"], r["images"], r["wall_seconds"], r["bytes_written"], r["bytes_ratio"]]
                for r in result["runs"] if not r["noop"] and r["method"] != "seed"]
     cost = [[c["method"], c["images_measured"], c["builds_per_1000"], c["billed_minutes"], c["codebuild_usd"],
@@ -373,8 +380,10 @@ def markdown(result: dict) -> str:
         "# make bench: %s profile, %s" % (result["profile"], result["date"]),
         "",
         "Machine: %s, %s CPUs, load average %s at the start; sandbox CodeBuild: %s s provisioning, %s concurrent "
-        "builds. Absolute seconds are the sandbox's; compare the ratios, measured in the same run." % (
-            m["platform"], m["cpus"], m["load_average"], PROVISIONING_SECONDS, CONCURRENCY),
+        "builds; manifest writes throttled at %s a second per account+region, as ECR's PutImage. Absolute seconds are "
+        "the sandbox's; compare the ratios, measured in the same run. PutImage peak: the most manifest writes in "
+        "one calendar second." % (m["platform"], m["cpus"], m["load_average"], PROVISIONING_SECONDS, CONCURRENCY,
+                                  result["settings"]["put_image_tps"]),
         "",
         table(headers, rows),
         "",
@@ -442,7 +451,8 @@ def targets(result: dict) -> dict:
     noops = [r for r in runs if r["noop"]]
     out["no-op: 0 builds, 0 blob bytes, list calls <= 2 x pages"] = bool(noops) and all(
         r["builds"] == 0 and r["bytes_written"] == 0 and r["list_calls"] <= 2 * pages for r in noops)
-    out["PutImage <= 10/s"] = all(r["put_peak_per_second"] <= 10 for r in result["runs"] if r["method"] != "seed")
+    out["PutImage <= 10/s (ours)"] = all(r["put_peak_per_calendar_second"] <= 10 and not r["manifest_puts_throttled"]
+                                         for r in result["runs"] if r["method"] in ("codebuild", "local"))
     return out
 
 
@@ -502,7 +512,9 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ecr-bench-"))
     config = SandboxConfig(work / "sandbox", BASE_PORT)
-    os.environ.update(SANDBOX_CODEBUILD_PROVISIONING_SECONDS=str(PROVISIONING_SECONDS),
+    # ECR's PutImage limit enforced by the registry proxies, so a method that goes faster pays for it in retries.
+    os.environ.update(SANDBOX_PUT_IMAGE_TPS=os.environ.get("BENCH_PUT_IMAGE_TPS", "10"),
+                      SANDBOX_CODEBUILD_PROVISIONING_SECONDS=str(PROVISIONING_SECONDS),
                       SANDBOX_CODEBUILD_CONCURRENCY=str(CONCURRENCY), SANDBOX_CODEBUILD_QUEUE_LIMIT="5000")
     started = time.time()
     load = " / ".join("%.1f" % x for x in os.getloadavg())
@@ -531,7 +543,8 @@ def main() -> int:
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": load,
                         "python": platform.python_version(),
                         "skopeo": subprocess.run(["skopeo", "--version"], capture_output=True, text=True).stdout.strip()},
-            "settings": {"provisioning_seconds": PROVISIONING_SECONDS, "concurrent_builds": CONCURRENCY},
+            "settings": {"provisioning_seconds": PROVISIONING_SECONDS, "concurrent_builds": CONCURRENCY,
+                         "put_image_tps": float(os.environ["SANDBOX_PUT_IMAGE_TPS"])},
             "all_repositories": len(everything), "images": total, "listing_pages": pages, "runs": runs,
         }
         if not args.no_overhead:

@@ -16,6 +16,10 @@ through this registry since the start or the last ``POST /_sandbox/stats/reset``
 written (PUT/PATCH/POST bodies), blob requests by method, and the manifest writes of this account+region, whether
 pushed through the registry or by the ``PutImage`` API (ECR's 10 TPS limit covers both): count, the most in any
 window of one second, and the most in one calendar second.
+
+``SANDBOX_PUT_IMAGE_TPS`` (read at start; default 0: off) throttles manifest writes per account+region as ECR does
+(``PutImage`` 10 TPS): a token bucket of that rate and burst; a registry push over it gets ``429 TOOMANYREQUESTS``,
+a ``PutImage`` call ``ThrottlingException``. Off by default so that tests are not slowed; ``make bench`` sets 10.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import http.client
 import json
 import re
 import ssl
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -51,13 +56,30 @@ class RegistryStats:
     def __init__(self, account: str, region: str) -> None:
         self.account, self.region = account, region
         self.lock = threading.Lock()
+        self.limit = float(os.environ.get("SANDBOX_PUT_IMAGE_TPS") or 0)
+        self.tokens, self.refilled = self.limit, time.monotonic()
         self.reset()
+
+    def throttled(self) -> bool:
+        """Whether one more manifest write now is over SANDBOX_PUT_IMAGE_TPS (it is then counted, not done)."""
+        if self.limit <= 0:
+            return False
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.limit, self.tokens + (now - self.refilled) * self.limit)
+            self.refilled = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return False
+            self.throttled_puts += 1
+            return True
 
     def reset(self) -> None:
         with self.lock:
             self.bytes_read = self.bytes_written = 0
             self.requests: dict[str, int] = {}
             self.puts: list[float] = []
+            self.throttled_puts = 0
             self.started = time.time()
 
     def add(self, method: str | None = None, read: int = 0, written: int = 0) -> None:
@@ -85,7 +107,8 @@ class RegistryStats:
                     "blob_bytes_read": self.bytes_read, "blob_bytes_written": self.bytes_written,
                     "blob_requests": dict(self.requests), "manifest_puts": len(self.puts),
                     "manifest_puts_peak_per_second": peak,
-                    "manifest_puts_peak_per_calendar_second": max(seconds.values(), default=0)}
+                    "manifest_puts_peak_per_calendar_second": max(seconds.values(), default=0),
+                    "manifest_puts_throttled": self.throttled_puts, "put_image_tps_limit": self.limit}
 
 
 def watch_puts(store: EcrImageStore, stats: "RegistryStats") -> None:
@@ -98,6 +121,9 @@ def watch_puts(store: EcrImageStore, stats: "RegistryStats") -> None:
         def counted(account, region, *args, **kwargs):
             watcher = watchers.get((account, region))
             if watcher is not None:
+                # a registry push was checked by the proxy before it reached distribution
+                if not kwargs.get("via_registry") and watcher.throttled():
+                    raise EcrApiError("ThrottlingException", "Rate exceeded")
                 watcher.put()
             return put(account, region, *args, **kwargs)
 
@@ -269,6 +295,9 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
             return
         if self.command == "PUT":
             body = self._read_body()
+            if self.server.stats.throttled():
+                self._error(429, "TOOMANYREQUESTS", "Rate exceeded")
+                return
             media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip() or None
             tag = None if ref.startswith("sha256:") else ref
             with store.lock:

@@ -180,7 +180,9 @@ def test_registry_error_mid_copy_is_retried(replication, executor):
     sb.reset_target()
     image = next(i for i in replication.source_images() if i["repositoryName"] == "legacy-app" and i.get("imageTags"))
     dest_ref = "docker://%s/legacy-app@%s" % (sb.registry_host("target"), image["imageDigest"])
-    (replication.flaky_state / "fail-once").write_text(dest_ref + "\n")
+    # the copy pushes under the first tag (one manifest write less) or, for an untagged image, the digest
+    tag_ref = "docker://%s/legacy-app:%s" % (sb.registry_host("target"), image["imageTags"][0])
+    (replication.flaky_state / "fail-once").write_text(dest_ref + "\n" + tag_ref + "\n")
     for old in replication.flaky_state.glob("failed-*"):
         old.unlink()
     wanted = [{"repository": "legacy-app", "digest": image["imageDigest"], "tags": image["imageTags"]}]

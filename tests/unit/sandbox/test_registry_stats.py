@@ -52,3 +52,20 @@ def test_watch_puts_counts_writes_of_its_account_and_region_only():
     store.put("111111111111", "ap-northeast-2", b"{}", None, None)
     assert seoul.snapshot()["manifest_puts"] == 1 and mumbai.snapshot()["manifest_puts"] == 0
     assert len(store.calls) == 2
+
+
+def test_put_image_tps_limit_throttles_like_ecr(monkeypatch):
+    monkeypatch.setenv("SANDBOX_PUT_IMAGE_TPS", "2")
+    now = [100.0]
+    monkeypatch.setattr(registry_proxy.time, "monotonic", lambda: now[0])
+    stats = RegistryStats("222222222222", "ap-northeast-2")
+    assert [stats.throttled() for _ in range(3)] == [False, False, True]  # a burst of 2, then over the limit
+    now[0] += 0.5  # one token back
+    assert [stats.throttled() for _ in range(2)] == [False, True]
+    assert stats.snapshot()["manifest_puts_throttled"] == 2
+
+
+def test_no_limit_by_default(monkeypatch):
+    monkeypatch.delenv("SANDBOX_PUT_IMAGE_TPS", raising=False)
+    stats = RegistryStats("222222222222", "ap-northeast-2")
+    assert not any(stats.throttled() for _ in range(100))
