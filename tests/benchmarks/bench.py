@@ -210,8 +210,9 @@ class Bench:
         return proc
 
     def provision(self) -> None:
+        # trust_caller: strategy local copies as the controller, which must then be able to assume the destination role
         proc = self.playbook(str(REPO_ROOT / "playbooks/provision.yml"), *self.dest, "-e", "dest_profile=target",
-                             "-e", "all_repositories=true")
+                             "-e", "all_repositories=true", "-e", "trust_caller=true")
         if proc.returncode != 0:
             raise SystemExit("provision.yml failed")
         sb = self.sb
@@ -231,10 +232,7 @@ class Bench:
         before = self.builds(PROJECT)
         report = self.work / ("report-" + uuid.uuid4().hex[:8])
         started = time.time()
-        # strategy local copies as the controller: the destination role must trust it; the provisioned one trusts
-        # the CodeBuild service role only, so the sandbox's target administrator role stands in.
-        role = ["-e", "dest_role=" + self.sb.env["SANDBOX_TARGET_ADMIN_ROLE_ARN"]] if strategy == "local" else []
-        proc = self.playbook(str(REPO_ROOT / "playbooks/replicate.yml"), *self.dest, *role, "-e", "strategy=" + strategy,
+        proc = self.playbook(str(REPO_ROOT / "playbooks/replicate.yml"), *self.dest, "-e", "strategy=" + strategy,
                              "-e", json.dumps({"repositories": repositories}), "-e", "report_dir=" + str(report),
                              "-e", "poll_interval=2", counted=True)
         wall = time.time() - started
