@@ -25,11 +25,13 @@ from typing import List
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import batching
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import codebuild
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr_replication
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import image_catalog
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_driver
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_executor
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import report as report_utils
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import validation
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.action_specs import COPY_STRATEGIES
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.action_specs import REPLICATE_IMAGES_SPEC
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import needs_copy
 from ansible_collections.cloudops.ecr_replication.plugins.plugin_utils.aws_action import AWSActionBase
@@ -49,8 +51,12 @@ class ActionModule(AWSActionBase):
             result.update(failed=True, msg=str(e), option=e.option)
             return result
         self.args = args
+        # what copies the images no backfill serves
+        self.executor = args["strategy"] if args["strategy"] in COPY_STRATEGIES else args["copy_strategy"]
         self.destinations = {d["key"]: d for d in args["destinations"]}
         self.images = {entry.get("name"): entry.get("images") or [] for entry in args["facts"]}
+        self.repositories = {entry.get("name"): [r.get("name") for r in entry.get("repositories") or []]
+                             for entry in args["facts"]}
         if args["facts_error"]:  # no destination could be compared: each is reported with the reason
             self.images = {key: [] for key in self.destinations}
         missing = sorted(set(self.destinations) - set(self.images))
@@ -59,12 +65,18 @@ class ActionModule(AWSActionBase):
             return result
         self.work = {key: [i for i in self.images[key] if needs_copy(i, args["force_tags"])] for key in self.destinations}
 
-        project, errors = self._project()
+        errors: Dict[str, str] = {}
+        self.paths: Dict[str, Dict[str, Dict[str, str]]] = {key: {} for key in self.destinations}
+        self.native: Dict[str, List[str]] = {}
         if args["facts_error"]:
             errors = {key: "listing or comparing failed: %s" % args["facts_error"] for key in self.destinations}
+        elif args["strategy"] in ("backfill", "auto"):
+            errors = self._choose_paths()
+        project, project_errors = self._project()
+        errors = dict(project_errors, **errors)
         plans = {key: self._plan(key, project) for key in self.destinations if key not in errors}
         if self._task.check_mode:
-            result.update(changed=any(p["builds"] for p in plans.values()), plans=plans, errors=errors,
+            result.update(changed=any(p["builds"] or p["backfill_images"] for p in plans.values()), plans=plans, errors=errors,
                           report_destinations=self._report_destinations({}, errors))
             return result
 
@@ -99,19 +111,72 @@ class ActionModule(AWSActionBase):
 
     def _project(self):
         """The CodeBuild project (codebuild strategy), or an error for every destination with work."""
-        if self.args["strategy"] != "codebuild" or not any(self.work.values()):
+        copied = {key: [i for i in work if i["repository"] not in self.native.get(key, ())]
+                  for key, work in self.work.items()}
+        if self.executor != "codebuild" or not any(copied.values()):
             return None, {}
         try:
             project = codebuild.get_project(self.client("codebuild", region=self.args["source"]["region"]),
                                             self.args["project_name"])
         except Exception as e:  # noqa: BLE001 - reported per destination, then the play fails after the report
             message = "cannot read CodeBuild project %s: %s" % (self.args["project_name"], e)
-            return None, {key: message for key, work in self.work.items() if work}
+            return None, {key: message for key, work in copied.items() if work}
         if project is None:
             message = "project_name: CodeBuild project %s does not exist in %s (run playbooks/provision.yml)" % (
                 self.args["project_name"], self.args["source"]["region"])
-            return None, {key: message for key, work in self.work.items() if work}
+            return None, {key: message for key, work in copied.items() if work}
         return project, {}
+
+    def _choose_paths(self) -> Dict[str, str]:
+        """Per destination and repository: ECR's own replication (a backfill) or a copy, and why.
+
+        A backfill copies, for one destination, every existing image of every repository a replication rule covers
+        for it. So a repository goes native only when a rule covers it, the selection takes it whole (no image
+        filter), and the backfill would copy nothing outside the selection; ``strategy: backfill`` fails for a
+        destination where that is not so, naming the repositories and the reason, and ``auto`` copies them."""
+        filters = self.args["filters"]
+        narrowed = [name for name, value in (("tag_regex", filters.get("tag_regex")),
+                                             ("pushed_after", filters.get("pushed_after")),
+                                             ("most_recent", filters.get("most_recent")),
+                                             ("include_untagged", not filters.get("include_untagged", True)))
+                    if value]
+        source = self.args["source"]
+        client = self.client("ecr", region=source["region"])
+        try:
+            _registry_id, configuration = ecr_replication.describe_registry(client)
+            registry = [r["repositoryName"] for r in ecr.describe_repositories(client, registry_id=source["account"])]
+        except Exception as e:  # noqa: BLE001 - without the configuration nothing can go native
+            return {key: "cannot read the source registry's replication configuration: %s" % e
+                    for key in self.destinations}
+        errors = {}
+        for key, dest in self.destinations.items():
+            # the repositories the filters selected, empty ones included: a backfill copying those copies nothing
+            selected = sorted({i["repository"] for i in self.images[key]} | set(self.repositories.get(key, ())))
+            coverage = ecr_replication.coverage(configuration, registry, dest["region"], dest["account"])
+            paths = self.paths[key]
+            other_partition = validation.partition_for_region(dest["region"]) != validation.partition_for_region(
+                source["region"])
+            outside = sorted(name for name, c in coverage.items() if c["covered"] and name not in selected)
+            for name in sorted({i["repository"] for i in self.images[key]}):
+                if not coverage[name]["covered"]:
+                    paths[name] = {"path": "copy", "reason": coverage[name]["reason"]}
+                elif narrowed:
+                    paths[name] = {"path": "copy", "reason": "the selection narrows images (%s); a backfill copies "
+                                                             "whole repositories" % ", ".join(narrowed)}
+                elif other_partition:
+                    paths[name] = {"path": "copy", "reason": "ECR replicates within one partition only"}
+                elif outside and self.args["strategy"] == "auto":
+                    paths[name] = {"path": "copy", "reason": "a backfill to this destination would also copy %d "
+                                   "covered repositories outside the selection (%s)" % (len(outside), ", ".join(outside[:5]))}
+                else:
+                    paths[name] = {"path": "backfill", "reason": coverage[name]["reason"]}
+            refused = {n: p["reason"] for n, p in paths.items() if p["path"] != "backfill"}
+            if self.args["strategy"] == "backfill" and refused:
+                errors[key] = "strategy backfill: %d selected repositories cannot be served by a backfill: %s" % (
+                    len(refused), "; ".join("%s: %s" % item for item in sorted(refused.items())[:20]))
+                continue
+            self.native[key] = sorted(n for n, p in paths.items() if p["path"] == "backfill")
+        return errors
 
     def _max_concurrent(self, project) -> int:
         limit = (project or {}).get("concurrentBuildLimit")
@@ -122,13 +187,17 @@ class ActionModule(AWSActionBase):
         return wanted
 
     def _plan(self, key: str, project) -> Dict[str, Any]:
-        batches = batching.build_batches(batching.normalize_images(self.work[key]), self.args["batch_size"]) \
-            if self.work[key] else []
+        native = set(self.native.get(key, ()))
+        copy = [i for i in self.work[key] if i["repository"] not in native]
+        batches = batching.build_batches(batching.normalize_images(copy), self.args["batch_size"]) if copy else []
         compute_type = ((project or {}).get("environment") or {}).get("computeType")
         plan = batching.plan(batches, self.args["parallel_copies"], self._max_concurrent(project), compute_type,
                              self.args["price_per_minute"])
         plan["skipped"] = len(self.images[key]) - len(self.work[key])
-        plan["executor"] = self.args["strategy"]
+        plan["executor"] = self.executor
+        plan["backfill_images"] = len(self.work[key]) - len(copy)
+        plan["backfill_repositories"] = sorted(native & {i["repository"] for i in self.work[key]})
+        plan["paths"] = self.paths.get(key, {})
         plan.pop("batches")  # per-batch detail is for codebuild_replicate's check mode; the role shows totals
         return plan
 
@@ -167,7 +236,7 @@ class ActionModule(AWSActionBase):
 
     def _backend(self, project):
         source_region = self.args["source"]["region"]
-        if self.args["strategy"] == "local":
+        if self.executor == "local":
             from ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator import render_buildspec
 
             credentials = self.session_credentials()
@@ -183,7 +252,8 @@ class ActionModule(AWSActionBase):
 
     def _execute(self, work: Dict[str, List[Dict[str, Any]]], project) -> Dict[str, Any]:
         try:
-            backend = self._backend(project) if any(work.values()) else None
+            copies = any(i["repository"] not in self.native.get(k, ()) for k, images in work.items() for i in images)
+            backend = self._backend(project) if copies else None
         except validation.OptionError as e:
             return {"destinations": {k: {"builds": [], "results": [], "verified": None, "error": str(e)} for k in work},
                     "stopped": False, "stop_reason": None, "polls": 0, "counts": {}, "elapsed_seconds": 0}
@@ -193,6 +263,10 @@ class ActionModule(AWSActionBase):
             poll_interval=self.args["poll_interval"], wait_timeout=self.args["wait_timeout"],
             max_rounds=self.args["max_rounds"], force_tags=self.args["force_tags"], progress=progress,
             log_interval=max(self.args["poll_interval"], 5.0), watch=self._parent_gone(),
+            native_backend=replication_executor.BackfillBackend(
+                self.client("ecr", region=self.args["source"]["region"]), self.args["source"]["account"]
+            ) if self.native else None,
+            native=self.native,
         )
 
         def stop(signum, _frame):
@@ -236,6 +310,7 @@ class ActionModule(AWSActionBase):
                 "verified": run.get("verified"),
                 "builds": run.get("builds") or [],
                 "error": run.get("error") or errors.get(key),
+                "paths": self.paths.get(key) or {},
             })
         return entries
 

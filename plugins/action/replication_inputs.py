@@ -33,7 +33,7 @@ class ActionModule(AWSActionBase):
                 # the first AWS call of a run, and a read-only one: every option above is already checked
                 source_account = self.client("sts").get_caller_identity()["Account"]
             destinations = validation.resolve_destinations(
-                params, source_account, checked["source_region"], checked["strategy"], prefix
+                params, source_account, checked["source_region"], checked["executor"], prefix
             )
             registries = [(source_account, checked["source_region"])] + [(d["account"], d["region"]) for d in destinations]
             validation.check_repository_names(checked["repositories"], prefix + "repositories", registries)

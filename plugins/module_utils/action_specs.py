@@ -10,12 +10,13 @@ read by the action plugins (which run) and by their documentation modules (which
 
 from __future__ import annotations
 
-STRATEGIES = ("codebuild", "local")
+STRATEGIES = ("codebuild", "local", "backfill", "auto")
+COPY_STRATEGIES = ("codebuild", "local")
 
 _RAW = ("source_region", "source_account", "dest_region", "dest_account", "dest_role_arn", "dest_role_name",
         "dest_read_role_arn", "dest_read_role_name", "destinations", "repositories", "exclude_repositories",
         "repository_prefix", "tag_regex", "pushed_after", "most_recent", "include_untagged", "strategy",
-        "project_name", "batch_size", "max_concurrent_builds", "parallel_copies", "force_tags", "poll_interval",
+        "project_name", "copy_strategy", "batch_size", "max_concurrent_builds", "parallel_copies", "force_tags", "poll_interval",
         "wait_timeout", "max_rounds", "dry_run", "allow_partial")
 
 REPLICATION_INPUTS_SPEC = {name: dict(type="raw") for name in _RAW}
@@ -36,6 +37,7 @@ REPLICATE_IMAGES_SPEC = dict(
     facts=dict(type="list", elements="dict", required=True),
     facts_error=dict(type="str", default=""),
     strategy=dict(type="str", choices=list(STRATEGIES), default="codebuild"),
+    copy_strategy=dict(type="str", choices=list(COPY_STRATEGIES), default="codebuild"),
     project_name=dict(type="str", default="ecr-replication"),
     filters=dict(type="dict", default={}),
     batch_size=dict(type="int", default=50),

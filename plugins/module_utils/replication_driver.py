@@ -79,6 +79,7 @@ class Build:
     lines: List[str] = field(default_factory=list)
     unknown_polls: int = 0
     stop_requested: bool = False
+    native: bool = False  # an ECR replication backfill, not a build: it takes no build slot
 
     @property
     def ended(self) -> bool:
@@ -89,6 +90,7 @@ class Build:
         record.setdefault("error", None)
         record["round"] = self.round
         record["stopped_by_driver"] = self.stop_requested
+        record["path"] = "backfill" if self.native else "copy"
         return record
 
 
@@ -100,6 +102,7 @@ class DestinationRun:
     env: Dict[str, str]
     work: List[Dict[str, Any]]  # the images that need copying at the start (ecr_image_info records)
     queue: Deque[List[Dict[str, Any]]] = field(default_factory=deque)
+    native_queue: Deque[List[Dict[str, Any]]] = field(default_factory=deque)
     builds: List[Build] = field(default_factory=list)
     results: Dict[tuple, Dict[str, Any]] = field(default_factory=dict)
     verified: Optional[List[Dict[str, Any]]] = None
@@ -143,8 +146,13 @@ class Driver:
         stop_grace: float = STOP_GRACE_SECONDS,
         log_interval: Optional[float] = None,
         watch: Optional[Callable[[], Optional[str]]] = None,
+        native_backend: Any = None,
+        native: Optional[Dict[str, Any]] = None,
     ):
         self.backend = backend
+        # the repositories of each destination that go through ECR's own replication (a backfill) in round 1
+        self.native_backend = native_backend
+        self.native = {key: set(names) for key, names in (native or {}).items()}
         self.env_for = env_for
         self.compare = compare
         self.batch_size = batch_size
@@ -234,14 +242,47 @@ class Driver:
             run.done = True
             return
         run.rounds += 1
-        batches = batching.build_batches(batching.normalize_images(work), self.batch_size)
+        native_repositories = self.native.get(run.key, set()) if run.rounds == 1 else set()
+        native = [i for i in work if i["repository"] in native_repositories]
+        copy = [i for i in work if i["repository"] not in native_repositories]
+        batches = batching.build_batches(batching.normalize_images(copy), self.batch_size) if copy else []
         run.queue = deque(batches)
-        run.env = self.env_for(run.key, min(self.max_concurrent, len(batches)))
+        run.native_queue = deque([batching.normalize_images(native)] if native else [])
+        run.env = self.env_for(run.key, max(1, min(self.max_concurrent, len(batches))))
 
     def _running_count(self) -> int:
-        return sum(len(run.running) for run in self.runs.values())
+        return sum(1 for run in self.runs.values() for b in run.running if not b.native)
+
+    def _backend_of(self, build: Build):
+        return self.native_backend if build.native else self.backend
+
+    def _start_native(self) -> None:
+        """Backfills take no build slot; ECR itself refuses a second one per destination region (QueueFull)."""
+        for run in self.runs.values():
+            if not run.native_queue or run.done or self.clock() < self._start_blocked_until:
+                continue
+            batch = run.native_queue[0]
+            try:
+                build_id = self.native_backend.start(batch, run.env)
+            except QueueFull as e:
+                wait = backoff(self._queue_full + 1)
+                self._queue_full += 1
+                self._start_blocked_until = self.clock() + wait
+                self._note("%s: a replication backfill cannot start yet (%s); next try in %.0f s" % (run.key, e, wait))
+                return
+            except TransientError as e:
+                run.start_failures += 1
+                if run.start_failures >= START_ATTEMPTS:
+                    self._give_up(run, "the backfill could not start after %d attempts: %s" % (run.start_failures, e))
+                continue
+            except Exception as e:  # noqa: BLE001 - this destination's native copy cannot start
+                self._give_up(run, "the backfill could not start: %s" % e)
+                continue
+            run.native_queue.popleft()
+            run.builds.append(Build(build_id, run.key, run.rounds, batch, native=True))
 
     def _fill_slots(self) -> None:
+        self._start_native()
         if self.clock() < self._start_blocked_until:
             return
         keys = list(self.runs)
@@ -282,6 +323,7 @@ class Driver:
     def _give_up(self, run: DestinationRun, message: str) -> None:
         run.error = message
         run.queue.clear()
+        run.native_queue.clear()
         self._note("%s: %s" % (run.key, message))
 
     def _poll(self, force: bool = False) -> None:
@@ -290,7 +332,11 @@ class Driver:
             return
         self.polls += 1
         try:
-            records = self.backend.poll([b.id for b in active])
+            records: Dict[str, Dict[str, Any]] = {}
+            for backend, native in ((self.backend, False), (self.native_backend, True)):
+                ids = [b.id for b in active if b.native is native]
+                if ids:
+                    records.update(backend.poll(ids))
         except TransientError as e:
             self._poll_failures += 1
             wait = backoff(self._poll_failures)
@@ -320,7 +366,7 @@ class Driver:
 
     def _read_lines(self, build: Build) -> None:
         try:
-            build.lines.extend(self.backend.new_lines(build.id))
+            build.lines.extend(self._backend_of(build).new_lines(build.id))
         except TransientError as e:
             self._note("reading the log of %s failed (%s); read again at the next poll" % (build.id, e))
             return
@@ -334,7 +380,7 @@ class Driver:
             run.results[image_key(result)] = dict(result, build_id=build.id)
 
     def _end_rounds(self) -> None:
-        ended = [r for r in self.runs.values() if not r.done and not r.queue and not r.running]
+        ended = [r for r in self.runs.values() if not r.done and not r.queue and not r.native_queue and not r.running]
         if not ended:
             return
         failed_to_start = [r for r in ended if r.error and not r.builds]
@@ -381,12 +427,12 @@ class Driver:
     def _stop_everything(self) -> None:
         """Stop every running build, follow each to its end (bounded), then compare once for the report."""
         for run in self.runs.values():
-            if run.queue:
-                run.queue.clear()
+            run.queue.clear()
+            run.native_queue.clear()
             for build in run.running:
                 build.stop_requested = True
                 try:
-                    self.backend.stop(build.id)
+                    self._backend_of(build).stop(build.id)
                     run.stopped.append(build.id)
                 except Exception as e:  # noqa: BLE001 - keep stopping the others
                     self._note("stopping %s failed: %s" % (build.id, e))
@@ -423,9 +469,11 @@ class Driver:
         for result in results:
             by_status[result.get("status")] = by_status.get(result.get("status"), 0) + 1
         return {
-            "builds_done": sum(1 for b in builds if b.ended),
-            "builds_running": sum(1 for b in builds if not b.ended and b.phase not in QUEUED_PHASES),
-            "builds_queued": sum(1 for b in builds if not b.ended and b.phase in QUEUED_PHASES) + waiting,
+            "builds_done": sum(1 for b in builds if b.ended and not b.native),
+            "builds_running": sum(1 for b in builds if not b.ended and not b.native and b.phase not in QUEUED_PHASES),
+            "builds_queued": sum(1 for b in builds if not b.ended and not b.native and b.phase in QUEUED_PHASES)
+            + waiting,
+            "backfills": sum(1 for b in builds if b.native),
             "images": total,
             "copied": by_status.get("copied", 0) + by_status.get("present", 0),
             "failed": by_status.get("failed", 0),
@@ -442,12 +490,14 @@ class Driver:
             left = _duration(elapsed * (c["images"] - handled) / handled)
         elif handled >= c["images"]:
             left = "0:00:00"
+        backfills = [b.record.get("backfill") for run in self.runs.values() for b in run.builds
+                     if b.native and b.record.get("backfill") and not b.ended]
         self.progress(
             "%s%d: builds %d done, %d running, %d queued; images %d copied, %d failed, %d conflicting of %d; "
-            "%s copied; elapsed %s, left %s"
+            "%s copied; elapsed %s, left %s%s"
             % ("done after poll " if final else "poll ", self.polls, c["builds_done"], c["builds_running"],
                c["builds_queued"], c["copied"], c["failed"], c["conflicting"], c["images"], _bytes(c["bytes"]),
-               _duration(elapsed), left)
+               _duration(elapsed), left, "".join("; " + line for line in backfills))
         )
 
     def result(self) -> Dict[str, Any]:

@@ -349,3 +349,94 @@ class LocalBackend:
 
 
 PHASE_NAMES = {"install": "INSTALL", "pre_build": "PRE_BUILD", "build": "BUILD", "post_build": "POST_BUILD"}
+
+
+BACKFILL_PREFIX = "backfill:"
+BACKFILL_STATUS = {"PREPARING": "IN_PROGRESS", "IN_PROGRESS": "IN_PROGRESS", "STOPPING": "IN_PROGRESS",
+                   "COMPLETE": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "STOPPED"}
+BACKFILL_PHASE = {"PREPARING": "QUEUED", "IN_PROGRESS": "BUILD", "STOPPING": "BUILD"}
+
+
+class BackfillBackend:
+    """ECR's own copy: one replication backfill of the source registry per destination, followed like a build.
+
+    A backfill copies every existing image the replication configuration covers for its destination; the driver
+    only gives it the batch of images it expects from it, and the comparison after it decides what was copied. ECR
+    answers with per-image results once the backfill has ended; they become the batch's ``RESULT`` lines.
+    """
+
+    def __init__(self, ecr_client, registry_id: Optional[str] = None):
+        self.client = ecr_client
+        self.registry_id = registry_id
+        self._batches: Dict[str, List[Dict[str, Any]]] = {}
+        self._reported: set = set()
+
+    def start(self, batch: List[Dict[str, Any]], env: Dict[str, str]) -> str:
+        from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr_replication
+
+        dest = {"region": env["REPL_DEST_REGION"], "registryId": env["REPL_DEST_ACCOUNT"]}
+        try:
+            answer = ecr_replication.start_backfill(self.client, dest, self.registry_id)
+        except Exception as e:
+            code = error_code(e)
+            if code in ("LimitExceededException", "ReplicationBackfillInProgressException"):
+                raise QueueFull(str(e)) from e  # another backfill holds the slot: this one waits its turn
+            if is_transient(e):
+                raise TransientError(str(e)) from e
+            raise
+        backfill_id = BACKFILL_PREFIX + answer["replicationBackfillId"]
+        self._batches[backfill_id] = batch
+        return backfill_id
+
+    def _describe(self, build_id: str, results: bool = False) -> Dict[str, Any]:
+        from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr_replication
+
+        try:
+            return ecr_replication.describe_backfill(self.client, build_id[len(BACKFILL_PREFIX):], self.registry_id,
+                                                     results=results)
+        except Exception as e:
+            raise TransientError(str(e)) from e
+
+    def poll(self, build_ids: List[str]) -> Dict[str, Dict[str, Any]]:
+        from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr_replication
+
+        records = {}
+        for build_id in build_ids:
+            summary = self._describe(build_id)
+            status = summary.get("status")
+            progress = summary.get("progress") or {}
+            record = {"id": build_id, "batch": None, "status": BACKFILL_STATUS.get(status, "IN_PROGRESS"),
+                      "current_phase": BACKFILL_PHASE.get(status, "COMPLETED"), "images": None,
+                      "duration_seconds": None, "log_group": None, "log_stream": None, "log_link": None,
+                      "error": None, "backfill": ecr_replication.progress_line(summary)}
+            if status in ("FAILED", "STOPPED"):
+                codes = ", ".join(progress.get("failureCodes") or []) or summary.get("failureCode") or status
+                record["error"] = "backfill %s (%s)" % (status, codes)
+            records[build_id] = record
+        return records
+
+    def stop(self, build_id: str) -> None:
+        from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr_replication
+
+        ecr_replication.stop_backfill(self.client, build_id[len(BACKFILL_PREFIX):], self.registry_id)
+
+    def new_lines(self, build_id: str) -> List[str]:
+        """The per-image results, once: ECR gives them only when the backfill has ended."""
+        if build_id in self._reported:
+            return []
+        summary = self._describe(build_id, results=True)
+        if summary.get("status") not in ("COMPLETE", "FAILED", "STOPPED"):
+            return []
+        self._reported.add(build_id)
+        wanted = {(i["repository"], i["digest"]) for i in self._batches.get(build_id, [])}
+        lines = []
+        for result in summary.get("results") or []:
+            key = (result.get("repositoryName"), (result.get("imageId") or {}).get("imageDigest"))
+            if key not in wanted:
+                continue
+            ok = result.get("status") == "COMPLETE"
+            lines.append(replication_results.format_result({
+                "repository": key[0], "digest": key[1], "status": "copied" if ok else "failed", "bytes": 0,
+                "error": None if ok else "backfill: %s" % (result.get("failureCode") or "FAILED"),
+            }))
+        return lines

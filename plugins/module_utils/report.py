@@ -251,15 +251,19 @@ def destination_report(
         "account": str(destination.get("account") or ""),
         "role_arn": destination.get("role_arn") or None,
         "repositories": len(repositories),
-        "builds": len(builds),
+        # CodeBuild builds or local runs; ECR replication backfills are counted apart (they cost no build)
+        "builds": sum(1 for b in builds if b.get("path") != "backfill"),
+        "backfills": sum(1 for b in builds if b.get("path") == "backfill"),
         "error": destination.get("error") or None,
         **counts,
     }
-    return {"summary": summary, "builds": builds, "repositories": repositories}, entries
+    # strategy backfill/auto: per repository, ECR's own replication or a copy, and why
+    paths = {name: dict(value) for name, value in (destination.get("paths") or {}).items()}
+    return {"summary": summary, "builds": builds, "repositories": repositories, "paths": paths}, entries
 
 
 def _build_entry(build: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("id", "status", "images", "duration_seconds", "log_link", "logs_url")
+    keys = ("id", "status", "images", "duration_seconds", "log_link", "logs_url", "path")
     return {k: build.get(k) for k in keys if build.get(k) is not None}
 
 
@@ -302,7 +306,7 @@ def build_report(
 def summarize(report: Mapping[str, Any]) -> dict[str, Any]:
     """Totals over every destination: what ``set_stats`` publishes and what the role prints."""
     totals = _empty_counts()
-    builds = 0
+    builds = backfills = 0
     repositories: set[str] = set()
     errors: list[str] = []
     for dest in report["destinations"]:
@@ -310,6 +314,7 @@ def summarize(report: Mapping[str, Any]) -> dict[str, Any]:
         for key in totals:
             totals[key] += summary[key]
         builds += summary["builds"]
+        backfills += summary["backfills"]
         repositories.update(dest["repositories"])
         if summary.get("error"):
             errors.append(f"{summary['account']}/{summary['region']}: {summary['error']}")
@@ -321,6 +326,7 @@ def summarize(report: Mapping[str, Any]) -> dict[str, Any]:
         "destinations": [f"{d['summary']['account']}/{d['summary']['region']}" for d in report["destinations"]],
         "repositories": len(repositories),
         "builds": builds,
+        "backfills": backfills,
         **totals,
         "errors": errors,
         "success": totals[OUTCOME_FAILED] == 0 and not errors,
@@ -413,14 +419,18 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += _table(["Destination", "Repository", "Digest", "Tags", "Reason"], (_image_row(i) for i in conflicts))
 
     lines += ["", "## Per repository", ""]
+    with_paths = any(dest.get("paths") for dest in report["destinations"])
     repo_header = ["Destination", "Repository", "Images"] + [_OUTCOME_TITLES[o] for o in OUTCOMES]
+    repo_header += ["Path", "Why"] if with_paths else []
     repo_rows = []
     for dest in report["destinations"]:
         s = dest["summary"]
         for name in sorted(dest["repositories"]):
             counts = dest["repositories"][name]
+            path = (dest.get("paths") or {}).get(name) or {}
             repo_rows.append(
                 [f"{s['account']} / {s['region']}", name, counts["images"]] + [counts[o] for o in OUTCOMES]
+                + ([path.get("path") or "copy", path.get("reason") or ""] if with_paths else [])
             )
     if repo_rows:
         lines += _table(repo_header, repo_rows)

@@ -18,6 +18,7 @@ import re
 from typing import Any
 from typing import Optional
 
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.action_specs import COPY_STRATEGIES
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.action_specs import STRATEGIES
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -263,6 +264,10 @@ def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
     if params.get("source_account"):
         out["source_account"] = validate_account_id(params["source_account"], name("source_account"))
     out["strategy"] = validate_choice(params.get("strategy") or "codebuild", name("strategy"), STRATEGIES)
+    # what copies the images no backfill serves (strategy auto): a CodeBuild build or the controller
+    out["copy_strategy"] = validate_choice(params.get("copy_strategy") or "codebuild", name("copy_strategy"),
+                                           COPY_STRATEGIES)
+    out["executor"] = out["strategy"] if out["strategy"] in COPY_STRATEGIES else out["copy_strategy"]
     for option, (low, high) in REPLICATE_LIMITS.items():
         default = {"most_recent": 0, "max_rounds": 3}.get(option)
         value = params.get(option, default)
@@ -290,6 +295,16 @@ def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import parse_pushed_after
 
         parse_pushed_after(out["pushed_after"], option=name("pushed_after"))
+    if out["strategy"] == "backfill":
+        # a backfill copies every image of the repositories a rule covers: it cannot honour an image filter
+        for option, narrowed in (("tag_regex", out["tag_regex"]), ("pushed_after", out["pushed_after"]),
+                                 ("most_recent", out["most_recent"]), ("include_untagged", not out["include_untagged"])):
+            if narrowed:
+                raise OptionError(
+                    name(option),
+                    "narrows the selection to some images, but strategy backfill copies whole repositories; use "
+                    "strategy auto (copies what a backfill cannot) or codebuild",
+                )
     destinations = params.get("destinations") or []
     if not isinstance(destinations, list) or not all(isinstance(d, dict) for d in destinations):
         raise OptionError(name("destinations"), "must be a list of dicts with at least a region")

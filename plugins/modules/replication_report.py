@@ -92,6 +92,12 @@ options:
       error:
         description: An error of the execute step for this destination (for example a build that could not start).
         type: str
+      paths:
+        description:
+          - Per repository, C(path) (V(backfill), ECR's own replication, or V(copy)) and C(reason), as
+            M(cloudops.ecr_replication.replicate_images) chooses them with C(strategy=auto) or C(backfill).
+        type: dict
+        default: {}
   strategy:
     description: The strategy that was used (shown in the report).
     type: str
@@ -259,6 +265,7 @@ def main():
         verified=dict(type="list", elements="dict"),
         builds=dict(type="list", elements="dict", default=[]),
         error=dict(type="str"),
+        paths=dict(type="dict", default={}),
     )
     module = AnsibleModule(
         argument_spec=dict(
