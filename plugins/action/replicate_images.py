@@ -73,7 +73,7 @@ class ActionModule(AWSActionBase):
         elif args["strategy"] in ("backfill", "auto"):
             errors = self._choose_paths()
         project, project_errors = self._project()
-        errors = dict(project_errors, **errors)
+        errors = dict(project_errors, **self._check_local_roles(errors), **errors)
         plans = {key: self._plan(key, project) for key in self.destinations if key not in errors}
         if self._task.check_mode:
             result.update(changed=any(p["builds"] or p["backfill_images"] for p in plans.values()), plans=plans, errors=errors,
@@ -177,6 +177,24 @@ class ActionModule(AWSActionBase):
                 continue
             self.native[key] = sorted(n for n, p in paths.items() if p["path"] == "backfill")
         return errors
+
+    def _check_local_roles(self, errors: Dict[str, str]) -> Dict[str, str]:
+        """strategy local: the controller itself assumes each destination role. Try it before anything starts, so
+        that a wrong role or external ID is one clear error per destination, not every image failing in the copy."""
+        if self.executor != "local":
+            return {}
+        found = {}
+        for key, dest in self.destinations.items():
+            copies = [i for i in self.work.get(key, []) if i["repository"] not in self.native.get(key, ())]
+            if key in errors or not copies or not dest["role_arn"]:
+                continue
+            try:
+                ecr.assumed_role_connection(self.client("sts"), dest["role_arn"], SESSION_NAME, dest["external_id"] or None)
+            except Exception as e:  # noqa: BLE001 - AccessDenied, no such role, wrong external ID: all say the same
+                found[key] = ("dest_role_arn: %s cannot be assumed by this controller's credentials (strategy local; "
+                              "provision.yml -e trust_caller=true makes the destination role trust them): %s"
+                              % (dest["role_arn"], e))
+        return found
 
     def _max_concurrent(self, project) -> int:
         limit = (project or {}).get("concurrentBuildLimit")

@@ -165,6 +165,8 @@ def image_outcome(
     entry["outcome"] = OUTCOME_FAILED
     if result_error:
         entry["reason"] = str(result_error)
+    elif result is None and destination_error and not verification_ran:
+        entry["reason"] = f"not copied: {destination_error}"
     elif not verification_ran:
         entry["reason"] = "not verified: the verification listing did not run"
     elif verified is None:

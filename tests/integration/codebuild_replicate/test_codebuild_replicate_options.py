@@ -58,7 +58,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(replication):
         # ansible-core adds exception="(traceback unavailable)" to every fail_json; a crash would show a traceback
         assert "Traceback" not in out[name].get("module_stderr", "") + str(out[name].get("exception", "")), name
     assert "no-such-project does not exist" in out["unknown_project"]["msg"]
-    assert "images must be a non-empty list" in out["empty"]["msg"]
+    assert "images: must be a non-empty list" in out["empty"]["msg"]
     assert "nothing to copy to" in out["same_place"]["msg"] and out["same_place"]["option"] == "dest_region"
     assert "cannot be assumed" in out["bad_role"]["msg"] and replication.target_role_arn in out["bad_role"]["msg"]
     assert "images[0].digest" in out["bad_digest"]["msg"]
