@@ -180,3 +180,114 @@ def test_sigint_stops_the_builds_and_the_rerun_copies_only_what_is_missing(provi
     assert summary["builds"] <= -(-(total - copied_first) // 10)
     assert "every planned digest and tag is present" in rerun.stdout
     assert _source_snapshot(sandbox) == before
+
+
+@pytest.mark.parametrize(
+    "extra,option,says",
+    [
+        (["-e", "batch_size=0"], "replicate_batch_size", "from 1 to 500"),
+        (["-e", "max_concurrent_builds=-2"], "replicate_max_concurrent_builds", "from 1 to 100"),
+        (["-e", "parallel_copies=99"], "replicate_parallel_copies", "from 1 to 32"),
+        (["-e", "poll_interval=0"], "replicate_poll_interval", "0.05 to 3600"),
+        (["-e", "wait_timeout=1"], "replicate_wait_timeout", "60 to"),
+        (["-e", "most_recent=-1"], "replicate_most_recent", "from 0 to 100000"),
+        (["-e", "pushed_after=100000000d"], "replicate_pushed_after", "before the year 1"),
+        (["-e", "tag_regex=(unclosed"], "replicate_tag_regex", "not a valid regular expression"),
+        (["-e", "dest_role=arn:aws:iam::333333333333:role/x"], "replicate_dest_role_arn", "not of the destination account"),
+        (["-e", "repositories=" + "a" * 230], "replicate_repositories", "does not fit in a registry reference"),
+        (["-e", "strategy=sideways"], "replicate_strategy", "must be one of"),
+    ],
+)
+def test_bad_input_is_refused_before_any_aws_call(provisioned, tmp_path, extra, option, says):
+    """Every option is checked before the first AWS call: a clear message naming the variable, a non-zero exit,
+    no traceback, and no call to ECR, CodeBuild or IAM (counted at the wire; only sts:GetCallerIdentity may run)."""
+    from tests.sandbox.call_counter import CountingProxy
+
+    sandbox = provisioned
+    proxy = CountingProxy(int(sandbox.env["SANDBOX_BASE_PORT"]), 0).start()
+    try:
+        run = run_playbook(sandbox, "replicate.yml", tmp_path, *_args(sandbox, *extra),
+                           env={"AWS_ENDPOINT_URL": proxy.url})
+        calls = proxy.snapshot()
+    finally:
+        proxy.stop()
+    assert run.returncode != 0
+    assert option in run.stdout and says in run.stdout, run.stdout[-3000:]
+    assert "Traceback" not in run.stdout + run.stderr
+    assert set(calls) <= {"AWSSecurityTokenServiceV20110615:GetCallerIdentity", "sts:GetCallerIdentity"}, calls
+
+
+def test_a_digest_whose_tags_all_conflict_starts_no_build_on_rerun(provisioned, tmp_path):
+    """The destination holds the digest, but its only tag there points to another image: nothing to copy without
+    force_tags, so no build (it used to start one on every run), changed=0, and the conflict is in the report."""
+    sandbox = provisioned
+    repository = "tools/cli"
+    _clear_destination(sandbox, repository)
+    first = tmp_path / "first"
+    first.mkdir()
+    run = run_playbook(sandbox, "replicate.yml", first, *_args(sandbox, "-e", f"repositories={repository}",
+                                                                 "-e", "poll_interval=0.5"))
+    assert run.returncode == 0, run.explain()
+    images = [i for i in sandbox.catalog["images"] if i["repository"] == repository and len(i["tags"] or []) == 1]
+    moved, other = images[0], images[1]
+    target = sandbox.client("ecr", "target", sandbox.dest_region)
+    manifest = target.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": other["digest"]}])
+    # the tag of `moved` now points to `other` in the destination; `moved` stays there, untagged
+    target.put_image(repositoryName=repository, imageManifest=manifest["images"][0]["imageManifest"],
+                     imageTag=moved["tags"][0])
+
+    for name in ("rerun", "rerun-again"):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        run = run_playbook(sandbox, "replicate.yml", cwd, *_args(sandbox, "-e", f"repositories={repository}"))
+        assert run.returncode == 0, run.explain()
+        assert run.recap["changed"] == 0, run.stdout[-3000:]
+        report = json.loads((cwd / "reports" / "ecr-replication-report.json").read_text())
+        assert report["summary"]["builds"] == 0 and report["summary"]["tag_conflict"] == 1
+        (entry,) = [i for i in report["images"] if i["digest"] == moved["digest"]]
+        assert entry["outcome"] == "tag_conflict" and moved["tags"][0] in entry["reason"]
+
+
+def test_local_strategy_in_the_same_account_uses_the_callers_credentials(provisioned, tmp_path):
+    """No role to make: the other region of the source account, copied with the credentials of the play."""
+    sandbox = provisioned
+    repository = "legacy-app"
+    other = sandbox.client("ecr", "source", sandbox.dest_region)
+    try:
+        other.delete_repository(repositoryName=repository, force=True)
+    except other.exceptions.RepositoryNotFoundException:
+        pass
+    run = run_playbook(sandbox, "replicate.yml", tmp_path, "-e", f"dest_region={sandbox.dest_region}",
+                       "-e", "strategy=local", "-e", f"repositories={repository}", "-e", "poll_interval=0.5")
+    try:
+        assert run.returncode == 0, run.explain()
+        assert re.search(r"^(done after )?poll \d+: ", run.stdout, re.M), "local copies print progress lines too"
+        report = json.loads((tmp_path / "reports" / "ecr-replication-report.json").read_text())
+        expected = [i for i in sandbox.catalog["images"] if i["repository"] == repository]
+        assert report["summary"]["success"] and report["summary"]["copied"] == len(expected)
+        assert report["destinations"][0]["summary"]["account"] == sandbox.source_account
+    finally:
+        other.delete_repository(repositoryName=repository, force=True)
+
+
+def test_local_strategy_across_accounts_after_provisioning_trusts_the_caller(provisioned, tmp_path):
+    sandbox = provisioned
+    provision = run_playbook(
+        sandbox, "provision.yml", tmp_path,
+        "-e", f"src_region={sandbox.source_region}", "-e", f"dest_region={sandbox.dest_region}",
+        "-e", f"dest_account={sandbox.target_account}", "-e", "dest_profile=target",
+        "-e", f"external_id={EXTERNAL_ID}", "-e", "all_repositories=true", "-e", "trust_caller=true",
+        extra={"dest_extra_regions": [sandbox.source_region]},
+    )
+    assert provision.returncode == 0, provision.explain()
+    repository = "team-b/web"
+    _clear_destination(sandbox, repository)
+    cwd = tmp_path / "copy"
+    cwd.mkdir()
+    run = run_playbook(sandbox, "replicate.yml", cwd, *_args(sandbox, "-e", "strategy=local", "-e",
+                                                             f"repositories={repository}", "-e", "poll_interval=0.5"))
+    assert run.returncode == 0, run.explain()
+    report = json.loads((cwd / "reports" / "ecr-replication-report.json").read_text())
+    expected = [i for i in sandbox.catalog["images"] if i["repository"] == repository]
+    assert report["summary"]["success"] and report["summary"]["copied"] == len(expected)
+    assert EXTERNAL_ID not in run.stdout + run.stderr
