@@ -62,6 +62,7 @@ from tests.sandbox.fixtures import replace_codebuild_project  # noqa: E402
 BASE_PORT = int(os.environ.get("BENCH_BASE_PORT", "27000"))
 PROVISIONING_SECONDS = float(os.environ.get("BENCH_PROVISIONING_SECONDS", "2"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "5"))
+PUT_IMAGE_TPS = float(os.environ.get("BENCH_PUT_IMAGE_TPS", "10"))
 PROJECT = "ecr-replication"  # provision.yml's default
 SEED_PROJECT = "bench-seed-replication"
 SEED_BUILD_ROLE = "EcrBenchSeedBuild"
@@ -136,13 +137,13 @@ class Bench:
             registry.update(blobs)
         return sum(registry.values()), total
 
-    def stats(self, reset: bool = False) -> dict:
+    def stats(self, reset: bool = False, limit: float | None = None) -> dict:
         out = {}
         for side, account, region in (("source", self.sb.source_account, self.sb.source_region),
                                       ("target", self.sb.target_account, self.sb.dest_region)):
             endpoint = self.sb.config.registry(account, region).proxy_endpoint
-            request = urllib.request.Request(endpoint + "/_sandbox/stats" + ("/reset" if reset else ""),
-                                             method="POST" if reset else "GET")
+            action = "/reset" if reset else "/limit?tps=%s" % limit if limit is not None and side == "target" else ""
+            request = urllib.request.Request(endpoint + "/_sandbox/stats" + action, method="POST" if action else "GET")
             with urllib.request.urlopen(request, context=self.ssl, timeout=30) as response:
                 out[side] = json.loads(response.read())
         return out
@@ -507,20 +508,31 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"))
     parser.add_argument("--seed-images", type=int, default=int(os.environ.get("BENCH_SEED_IMAGES", "60")))
     parser.add_argument("--no-overhead", action="store_true", help="skip the non-transfer time measurement")
+    parser.add_argument("--render", metavar="JSON", help="only write the .md and .png of an earlier run's .json")
     args = parser.parse_args()
+    if args.render:
+        result = json.loads(Path(args.render).read_text())
+        result["targets"] = targets(result)
+        stem = Path(args.render).with_suffix("")
+        Path(args.render).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        stem.with_suffix(".md").write_text(markdown(result))
+        plot(result, stem.with_suffix(".png"))
+        print(markdown(result))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="ecr-bench-"))
     config = SandboxConfig(work / "sandbox", BASE_PORT)
-    # ECR's PutImage limit enforced by the registry proxies, so a method that goes faster pays for it in retries.
-    os.environ.update(SANDBOX_PUT_IMAGE_TPS=os.environ.get("BENCH_PUT_IMAGE_TPS", "10"),
-                      SANDBOX_CODEBUILD_PROVISIONING_SECONDS=str(PROVISIONING_SECONDS),
+    os.environ.update(SANDBOX_CODEBUILD_PROVISIONING_SECONDS=str(PROVISIONING_SECONDS),
                       SANDBOX_CODEBUILD_CONCURRENCY=str(CONCURRENCY), SANDBOX_CODEBUILD_QUEUE_LIMIT="5000")
     started = time.time()
     load = " / ".join("%.1f" % x for x in os.getloadavg())
     log("starting a %s sandbox on 127.0.0.1:%d (%s)" % (args.profile, BASE_PORT, work))
-    env = lifecycle.start(config, args.profile, timeout=300)
     try:
+        env = lifecycle.start(config, args.profile, timeout=300)
         bench = Bench(Sandbox(config, env, profile=args.profile), work)
         bench.provision()
+        # ECR's PutImage limit, enforced in the destination once seeding is done: a method that writes manifests
+        # faster pays for it in retries, as it would on AWS
+        bench.stats(limit=PUT_IMAGE_TPS)
         everything = sorted(bench.images)
         total = sum(len(v) for v in bench.images.values())
         sizes = [s for s in (100, 300) if s < total] if args.profile == "large" else []
@@ -534,7 +546,7 @@ def main() -> int:
                 runs.append(bench.measure(method, repositories))
         seed_repositories = subsets(bench.images, [min(args.seed_images, total)])[min(args.seed_images, total)]
         runs.append(bench.measure("seed", seed_repositories))
-        pages = math.ceil(len(everything) / 1000) + sum(math.ceil(len(v) / 1000) for v in bench.images.values())
+        pages = math.ceil(len(everything) / 1000) + sum(max(1, math.ceil(len(v) / 1000)) for v in bench.images.values())
         result = {
             "profile": args.profile,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -542,7 +554,7 @@ def main() -> int:
                         "python": platform.python_version(),
                         "skopeo": subprocess.run(["skopeo", "--version"], capture_output=True, text=True).stdout.strip()},
             "settings": {"provisioning_seconds": PROVISIONING_SECONDS, "concurrent_builds": CONCURRENCY,
-                         "put_image_tps": float(os.environ["SANDBOX_PUT_IMAGE_TPS"])},
+                         "put_image_tps": PUT_IMAGE_TPS},
             "all_repositories": len(everything), "images": total, "listing_pages": pages, "runs": runs,
         }
         if not args.no_overhead:

@@ -17,9 +17,10 @@ written (PUT/PATCH/POST bodies), blob requests by method, and the manifest write
 pushed through the registry or by the ``PutImage`` API (ECR's 10 TPS limit covers both): count, the most in any
 window of one second, and the most in one calendar second.
 
-``SANDBOX_PUT_IMAGE_TPS`` (read at start; default 0: off) throttles manifest writes per account+region as ECR does
-(``PutImage`` 10 TPS): a token bucket of that rate and burst; a registry push over it gets ``429 TOOMANYREQUESTS``,
-a ``PutImage`` call ``ThrottlingException``. Off by default so that tests are not slowed; ``make bench`` sets 10.
+``SANDBOX_PUT_IMAGE_TPS`` (read at start; default 0: off), or ``POST /_sandbox/stats/limit?tps=N`` at run time,
+throttles manifest writes per account+region as ECR does (``PutImage`` 10 TPS): a token bucket of that rate and
+burst; a registry push over it gets ``429 TOOMANYREQUESTS``, a ``PutImage`` call ``ThrottlingException``. Off by
+default so that tests and seeding are not slowed; ``make bench`` sets 10 on the destination once seeding is done.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class RegistryStats:
         self.limit = float(os.environ.get("SANDBOX_PUT_IMAGE_TPS") or 0)
         self.tokens, self.refilled = self.limit, time.monotonic()
         self.reset()
+
+    def set_limit(self, tps: float) -> None:
+        with self.lock:
+            self.limit, self.tokens, self.refilled = tps, tps, time.monotonic()
 
     def throttled(self) -> bool:
         """Whether one more manifest write now is over SANDBOX_PUT_IMAGE_TPS (it is then counted, not done)."""
@@ -249,6 +254,9 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
             self._drain()
             if path == STATS_PATH + "/reset" and self.command == "POST":
                 self.server.stats.reset()
+            if path == STATS_PATH + "/limit" and self.command == "POST":
+                query = dict(part.partition("=")[::2] for part in urlsplit(self.path).query.split("&"))
+                self.server.stats.set_limit(float(query.get("tps") or 0))
             body = json.dumps(self.server.stats.snapshot()).encode()
             self._send(200, body, {"Content-Type": "application/json"}, head=self.command == "HEAD")
             return
