@@ -259,66 +259,53 @@ class Driver:
     def _start_native(self) -> None:
         """Backfills take no build slot; ECR itself refuses a second one per destination region (QueueFull)."""
         for run in self.runs.values():
-            if not run.native_queue or run.done or self.clock() < self._start_blocked_until:
-                continue
-            batch = run.native_queue[0]
-            try:
-                build_id = self.native_backend.start(batch, run.env)
-            except QueueFull as e:
-                wait = backoff(self._queue_full + 1)
-                self._queue_full += 1
-                self._start_blocked_until = self.clock() + wait
-                self._note("%s: a replication backfill cannot start yet (%s); next try in %.0f s" % (run.key, e, wait))
-                return
-            except TransientError as e:
-                run.start_failures += 1
-                if run.start_failures >= START_ATTEMPTS:
-                    self._give_up(run, "the backfill could not start after %d attempts: %s" % (run.start_failures, e))
-                continue
-            except Exception as e:  # noqa: BLE001 - this destination's native copy cannot start
-                self._give_up(run, "the backfill could not start: %s" % e)
-                continue
-            run.native_queue.popleft()
-            run.builds.append(Build(build_id, run.key, run.rounds, batch, native=True))
+            if run.native_queue and not run.done and self.clock() >= self._start_blocked_until:
+                if self._start(run, run.native_queue[0], native=True) == "blocked":
+                    return
 
     def _fill_slots(self) -> None:
         self._start_native()
-        if self.clock() < self._start_blocked_until:
-            return
         keys = list(self.runs)
-        while self._running_count() < self.max_concurrent:
+        while self._running_count() < self.max_concurrent and self.clock() >= self._start_blocked_until:
             waiting = [k for k in keys if self.runs[k].queue and not self.runs[k].done]
             if not waiting:
                 return
             # round-robin, so that no destination waits for another's whole queue
             key = min(waiting, key=lambda k: (keys.index(k) - self._next_destination) % len(keys))
             self._next_destination = (keys.index(key) + 1) % len(keys)
-            run = self.runs[key]
-            batch = run.queue[0]
-            try:
-                build_id = self.backend.start(batch, run.env)
-            except QueueFull as e:
-                self._queue_full += 1
-                wait = backoff(self._queue_full)
-                self._start_blocked_until = self.clock() + wait
-                self._note("the build queue is full (%s); the batch waits, next try in %.0f s" % (e, wait))
+            if self._start(self.runs[key], self.runs[key].queue[0], native=False) == "blocked":
                 return
-            except TransientError as e:
-                run.start_failures += 1
-                if run.start_failures >= START_ATTEMPTS:
-                    self._give_up(run, "the copy could not start after %d attempts: %s" % (run.start_failures, e))
-                    continue
-                wait = backoff(run.start_failures)
-                self._start_blocked_until = self.clock() + wait
-                self._note("%s: starting a build failed (%s); next try in %.0f s" % (key, e, wait))
-                return
-            except Exception as e:  # noqa: BLE001 - any other answer: this destination cannot start builds
-                self._give_up(run, "the copy could not start: %s" % e)
-                continue
-            run.queue.popleft()
-            run.start_failures = 0
-            self._queue_full = 0
-            run.builds.append(Build(build_id, key, run.rounds, batch))
+
+    def _start(self, run: DestinationRun, batch: List[Dict[str, Any]], native: bool) -> str:
+        """Start the batch at the head of a queue: ``started``, ``blocked`` (no start before the back-off ends; the
+        batch stays at the head) or ``failed`` (the destination is given up: it cannot start anything)."""
+        what = "a replication backfill" if native else "a build"
+        try:
+            build_id = (self.native_backend if native else self.backend).start(batch, run.env)
+        except QueueFull as e:
+            self._queue_full += 1
+            wait = backoff(self._queue_full)
+            self._start_blocked_until = self.clock() + wait
+            self._note("%s: %s cannot start yet, the queue is full (%s); the batch waits, next try in %.0f s"
+                       % (run.key, what, e, wait))
+            return "blocked"
+        except TransientError as e:
+            run.start_failures += 1
+            if run.start_failures >= START_ATTEMPTS:
+                self._give_up(run, "%s could not start after %d attempts: %s" % (what, run.start_failures, e))
+                return "failed"
+            wait = backoff(run.start_failures)
+            self._start_blocked_until = self.clock() + wait
+            self._note("%s: starting %s failed (%s); next try in %.0f s" % (run.key, what, e, wait))
+            return "blocked"
+        except Exception as e:  # noqa: BLE001 - any other answer: this destination cannot start anything
+            self._give_up(run, "%s could not start: %s" % (what, e))
+            return "failed"
+        (run.native_queue if native else run.queue).popleft()
+        run.start_failures = 0
+        self._queue_full = 0
+        run.builds.append(Build(build_id, run.key, run.rounds, batch, native=native))
+        return "started"
 
     def _give_up(self, run: DestinationRun, message: str) -> None:
         run.error = message

@@ -42,6 +42,14 @@ class OptionError(ValueError):
         super().__init__(f"{option}: {message}")
 
 
+def _matching(value: Any, pattern: "re.Pattern[str]", option: str, message) -> str:
+    """``value`` as text when ``pattern`` matches it, else OptionError(option, message(text))."""
+    text = "" if value is None else str(value)
+    if not pattern.match(text):
+        raise OptionError(option, message(text))
+    return text
+
+
 def flag(value: Any, option: str) -> bool:
     """A boolean input; the strings Ansible passes from ``-e x=false`` are read as what they say."""
     if isinstance(value, bool):
@@ -63,26 +71,18 @@ def partition_for_region(region: str) -> str:
 
 
 def validate_account_id(value: Any, option: str) -> str:
-    value = "" if value is None else str(value)
-    if not _ACCOUNT_RE.match(value):
-        raise OptionError(option, f"must be a 12-digit AWS account id, got {value!r}")
-    return value
+    return _matching(value, _ACCOUNT_RE, option, lambda text: f"must be a 12-digit AWS account id, got {text!r}")
 
 
 def validate_region(value: Any, option: str) -> str:
-    value = "" if value is None else str(value)
-    if not _REGION_RE.match(value):
-        raise OptionError(option, f"must be an AWS region name such as 'ap-south-1', got {value!r}")
-    return value
+    return _matching(value, _REGION_RE, option, lambda text: f"must be an AWS region name such as 'ap-south-1', got {text!r}")
 
 
 def validate_role_arn(value: Any, option: str) -> str:
-    value = "" if value is None else str(value)
-    if not _ROLE_ARN_RE.match(value):
-        raise OptionError(
-            option, f"must be an IAM role ARN such as 'arn:aws:iam::222222222222:role/name', got {value!r}"
-        )
-    return value
+    return _matching(
+        value, _ROLE_ARN_RE, option,
+        lambda text: f"must be an IAM role ARN such as 'arn:aws:iam::222222222222:role/name', got {text!r}",
+    )
 
 
 def account_of_role_arn(role_arn: str) -> str:
@@ -129,20 +129,15 @@ def validate_external_id(value: Any, option: str) -> str:
 
 
 def validate_log_group_name(value: Any, option: str) -> str:
-    value = "" if value is None else str(value)
-    if not _LOG_GROUP_RE.match(value):
-        raise OptionError(option, f"must be a CloudWatch Logs log group name, got {value!r}")
-    return value
+    return _matching(value, _LOG_GROUP_RE, option, lambda text: f"must be a CloudWatch Logs log group name, got {text!r}")
 
 
 def validate_name(value: Any, option: str) -> str:
     """Names of CodeBuild projects (2-255 chars, letters, digits, '-' and '_')."""
-    value = "" if value is None else str(value)
-    if not _NAME_RE.match(value):
-        raise OptionError(
-            option, f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {value!r}"
-        )
-    return value
+    return _matching(
+        value, _NAME_RE, option,
+        lambda text: f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {text!r}",
+    )
 
 
 # ECR: "repositoryName" is at most 256 characters; a reference <host>/<name> at most 255 (distribution's limit).

@@ -161,7 +161,7 @@ def test_queue_full_keeps_the_batch_and_retries_with_backoff():
     result = make(backend, clock, {"d": images(5)}, lines=lines, batch_size=5).run()
     assert len(backend.started) == 1
     assert len(backend.copied) == 5 and result["destinations"]["d"]["error"] is None
-    assert sum("the build queue is full" in line for line in lines) == 3
+    assert sum("cannot start yet, the queue is full" in line for line in lines) == 3
 
 
 def test_failed_polls_are_retried_and_drop_nothing():
