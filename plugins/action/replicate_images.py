@@ -38,6 +38,8 @@ from ansible_collections.cloudops.ecr_replication.plugins.plugin_utils.aws_actio
 from ansible_collections.cloudops.ecr_replication.plugins.plugin_utils.aws_action import progress
 
 SESSION_NAME = "ecr-replication-controller"
+
+
 class ActionModule(AWSActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -55,15 +57,20 @@ class ActionModule(AWSActionBase):
         self.executor = args["strategy"] if args["strategy"] in COPY_STRATEGIES else args["copy_strategy"]
         self.destinations = {d["key"]: d for d in args["destinations"]}
         self.images = {entry.get("name"): entry.get("images") or [] for entry in args["facts"]}
-        self.repositories = {entry.get("name"): [r.get("name") for r in entry.get("repositories") or []]
-                             for entry in args["facts"]}
+        self.repositories = {
+            entry.get("name"): [r.get("name") for r in entry.get("repositories") or []] for entry in args["facts"]
+        }
         if args["facts_error"]:  # no destination could be compared: each is reported with the reason
             self.images = {key: [] for key in self.destinations}
         missing = sorted(set(self.destinations) - set(self.images))
         if missing:
-            result.update(failed=True, msg="facts: no images for destination(s) %s" % ", ".join(missing), option="facts")
+            result.update(
+                failed=True, msg="facts: no images for destination(s) %s" % ", ".join(missing), option="facts"
+            )
             return result
-        self.work = {key: [i for i in self.images[key] if needs_copy(i, args["force_tags"])] for key in self.destinations}
+        self.work = {
+            key: [i for i in self.images[key] if needs_copy(i, args["force_tags"])] for key in self.destinations
+        }
 
         errors: Dict[str, str] = {}
         self.paths: Dict[str, Dict[str, Dict[str, str]]] = {key: {} for key in self.destinations}
@@ -76,8 +83,12 @@ class ActionModule(AWSActionBase):
         errors = dict(project_errors, **self._check_local_roles(errors), **errors)
         plans = {key: self._plan(key, project) for key in self.destinations if key not in errors}
         if self._task.check_mode:
-            result.update(changed=any(p["builds"] or p["backfill_images"] for p in plans.values()), plans=plans, errors=errors,
-                          report_destinations=self._report_destinations({}, errors))
+            result.update(
+                changed=any(p["builds"] or p["backfill_images"] for p in plans.values()),
+                plans=plans,
+                errors=errors,
+                report_destinations=self._report_destinations({}, errors),
+            )
             return result
 
         runnable = {key: self.work[key] for key in self.destinations if key not in errors}
@@ -101,8 +112,10 @@ class ActionModule(AWSActionBase):
             # this worker ends as ansible's own workers do on a signal: the result could never be delivered.
             paths = self._write_report(report_destinations)
             message = "%s: %d build(s) stopped; report: %s" % (
-                outcome["stop_reason"], sum(len(d.get("stopped_builds") or []) for d in outcome["destinations"].values()),
-                paths or "not written (no report_dir)")
+                outcome["stop_reason"],
+                sum(len(d.get("stopped_builds") or []) for d in outcome["destinations"].values()),
+                paths or "not written (no report_dir)",
+            )
             progress(message)
             os._exit(1)
         return result
@@ -111,19 +124,23 @@ class ActionModule(AWSActionBase):
 
     def _project(self):
         """The CodeBuild project (codebuild strategy), or an error for every destination with work."""
-        copied = {key: [i for i in work if i["repository"] not in self.native.get(key, ())]
-                  for key, work in self.work.items()}
+        copied = {
+            key: [i for i in work if i["repository"] not in self.native.get(key, ())] for key, work in self.work.items()
+        }
         if self.executor != "codebuild" or not any(copied.values()):
             return None, {}
         try:
-            project = codebuild.get_project(self.client("codebuild", region=self.args["source"]["region"]),
-                                            self.args["project_name"])
+            project = codebuild.get_project(
+                self.client("codebuild", region=self.args["source"]["region"]), self.args["project_name"]
+            )
         except Exception as e:  # noqa: BLE001 - reported per destination, then the play fails after the report
             message = "cannot read CodeBuild project %s: %s" % (self.args["project_name"], e)
             return None, {key: message for key, work in copied.items() if work}
         if project is None:
             message = "project_name: CodeBuild project %s does not exist in %s (run playbooks/provision.yml)" % (
-                self.args["project_name"], self.args["source"]["region"])
+                self.args["project_name"],
+                self.args["source"]["region"],
+            )
             return None, {key: message for key, work in copied.items() if work}
         return project, {}
 
@@ -135,19 +152,25 @@ class ActionModule(AWSActionBase):
         filter), and the backfill would copy nothing outside the selection; ``strategy: backfill`` fails for a
         destination where that is not so, naming the repositories and the reason, and ``auto`` copies them."""
         filters = self.args["filters"]
-        narrowed = [name for name, value in (("tag_regex", filters.get("tag_regex")),
-                                             ("pushed_after", filters.get("pushed_after")),
-                                             ("most_recent", filters.get("most_recent")),
-                                             ("include_untagged", not filters.get("include_untagged", True)))
-                    if value]
+        narrowed = [
+            name
+            for name, value in (
+                ("tag_regex", filters.get("tag_regex")),
+                ("pushed_after", filters.get("pushed_after")),
+                ("most_recent", filters.get("most_recent")),
+                ("include_untagged", not filters.get("include_untagged", True)),
+            )
+            if value
+        ]
         source = self.args["source"]
         client = self.client("ecr", region=source["region"])
         try:
             _registry_id, configuration = ecr_replication.describe_registry(client)
             registry = [r["repositoryName"] for r in ecr.describe_repositories(client, registry_id=source["account"])]
         except Exception as e:  # noqa: BLE001 - without the configuration nothing can go native
-            return {key: "cannot read the source registry's replication configuration: %s" % e
-                    for key in self.destinations}
+            return {
+                key: "cannot read the source registry's replication configuration: %s" % e for key in self.destinations
+            }
         errors = {}
         for key, dest in self.destinations.items():
             # the repositories the filters selected, empty ones included: a backfill copying those copies nothing
@@ -155,25 +178,34 @@ class ActionModule(AWSActionBase):
             coverage = ecr_replication.coverage(configuration, registry, dest["region"], dest["account"])
             paths = self.paths[key]
             other_partition = validation.partition_for_region(dest["region"]) != validation.partition_for_region(
-                source["region"])
+                source["region"]
+            )
             outside = sorted(name for name, c in coverage.items() if c["covered"] and name not in selected)
             for name in sorted({i["repository"] for i in self.images[key]}):
                 if not coverage[name]["covered"]:
                     paths[name] = {"path": "copy", "reason": coverage[name]["reason"]}
                 elif narrowed:
-                    paths[name] = {"path": "copy", "reason": "the selection narrows images (%s); a backfill copies "
-                                                             "whole repositories" % ", ".join(narrowed)}
+                    paths[name] = {
+                        "path": "copy",
+                        "reason": "the selection narrows images (%s); a backfill copies "
+                        "whole repositories" % ", ".join(narrowed),
+                    }
                 elif other_partition:
                     paths[name] = {"path": "copy", "reason": "ECR replicates within one partition only"}
                 elif outside and self.args["strategy"] == "auto":
-                    paths[name] = {"path": "copy", "reason": "a backfill to this destination would also copy %d "
-                                   "covered repositories outside the selection (%s)" % (len(outside), ", ".join(outside[:5]))}
+                    paths[name] = {
+                        "path": "copy",
+                        "reason": "a backfill to this destination would also copy %d "
+                        "covered repositories outside the selection (%s)" % (len(outside), ", ".join(outside[:5])),
+                    }
                 else:
                     paths[name] = {"path": "backfill", "reason": coverage[name]["reason"]}
             refused = {n: p["reason"] for n, p in paths.items() if p["path"] != "backfill"}
             if self.args["strategy"] == "backfill" and refused:
                 errors[key] = "strategy backfill: %d selected repositories cannot be served by a backfill: %s" % (
-                    len(refused), "; ".join("%s: %s" % item for item in sorted(refused.items())[:20]))
+                    len(refused),
+                    "; ".join("%s: %s" % item for item in sorted(refused.items())[:20]),
+                )
                 continue
             self.native[key] = sorted(n for n, p in paths.items() if p["path"] == "backfill")
         return errors
@@ -189,11 +221,15 @@ class ActionModule(AWSActionBase):
             if key in errors or not copies or not dest["role_arn"]:
                 continue
             try:
-                ecr.assumed_role_connection(self.client("sts"), dest["role_arn"], SESSION_NAME, dest["external_id"] or None)
+                ecr.assumed_role_connection(
+                    self.client("sts"), dest["role_arn"], SESSION_NAME, dest["external_id"] or None
+                )
             except Exception as e:  # noqa: BLE001 - AccessDenied, no such role, wrong external ID: all say the same
-                found[key] = ("dest_role_arn: %s cannot be assumed by this controller's credentials (strategy local; "
-                              "provision.yml -e trust_caller=true makes the destination role trust them): %s"
-                              % (dest["role_arn"], e))
+                found[key] = (
+                    "dest_role_arn: %s cannot be assumed by this controller's credentials (strategy local; "
+                    "provision.yml -e trust_caller=true makes the destination role trust them): %s"
+                    % (dest["role_arn"], e)
+                )
         return found
 
     def _max_concurrent(self, project) -> int:
@@ -209,8 +245,13 @@ class ActionModule(AWSActionBase):
         copy = [i for i in self.work[key] if i["repository"] not in native]
         batches = batching.build_batches(batching.normalize_images(copy), self.args["batch_size"]) if copy else []
         compute_type = ((project or {}).get("environment") or {}).get("computeType")
-        plan = batching.plan(batches, self.args["parallel_copies"], self._max_concurrent(project), compute_type,
-                             self.args["price_per_minute"])
+        plan = batching.plan(
+            batches,
+            self.args["parallel_copies"],
+            self._max_concurrent(project),
+            compute_type,
+            self.args["price_per_minute"],
+        )
         plan["skipped"] = len(self.images[key]) - len(self.work[key])
         plan["executor"] = self.executor
         plan["backfill_images"] = len(self.work[key]) - len(copy)
@@ -222,9 +263,16 @@ class ActionModule(AWSActionBase):
     def _env_for(self, key: str, concurrent: int) -> Dict[str, str]:
         dest = self.destinations[key]
         return replication_executor.common_env(
-            self.args["source"]["region"], dest["region"], dest["account"], dest["role_arn"] or None,
-            dest["external_id"] or None, self.args["parallel_copies"], self.args["force_tags"], concurrent,
-            self.args["copy_lifecycle_policy"], self.args["copy_repository_policy"],
+            self.args["source"]["region"],
+            dest["region"],
+            dest["account"],
+            dest["role_arn"] or None,
+            dest["external_id"] or None,
+            self.args["parallel_copies"],
+            self.args["force_tags"],
+            concurrent,
+            self.args["copy_lifecycle_policy"],
+            self.args["copy_repository_policy"],
         )
 
     def _compare(self, keys: List[str]) -> Dict[str, List[Dict[str, Any]]]:
@@ -236,8 +284,11 @@ class ActionModule(AWSActionBase):
             dest = self.destinations[key]
             extra: Dict[str, Any] = {"region": dest["region"]}
             if dest["read_role_arn"]:
-                extra.update(ecr.assumed_role_connection(self.client("sts"), dest["read_role_arn"], SESSION_NAME,
-                                                         dest["external_id"] or None))
+                extra.update(
+                    ecr.assumed_role_connection(
+                        self.client("sts"), dest["read_role_arn"], SESSION_NAME, dest["external_id"] or None
+                    )
+                )
             targets.append(image_catalog.Destination(self.client("ecr", **extra), dest["account"], key))
         repositories = sorted({i["repository"] for key in keys for i in self.work.get(key, [])})
         filters = self.args["filters"]
@@ -248,8 +299,9 @@ class ActionModule(AWSActionBase):
             most_recent=filters.get("most_recent") or None,
             include_untagged=filters.get("include_untagged", True),
         )
-        listing = image_catalog.collect(self.client("ecr", region=source["region"]), selection,
-                                        registry_id=source["account"], destinations=targets)
+        listing = image_catalog.collect(
+            self.client("ecr", region=source["region"]), selection, registry_id=source["account"], destinations=targets
+        )
         return {entry["name"]: entry["images"] for entry in listing["destinations"]}
 
     def _backend(self, project):
@@ -264,7 +316,8 @@ class ActionModule(AWSActionBase):
             env = replication_executor.local_build_env(credentials, source_region, endpoint, ca_bundle)
             return replication_executor.LocalBackend(render_buildspec(), env, timeout=self.args["wait_timeout"])
         return replication_executor.CodeBuildBackend(
-            self.client("codebuild", region=source_region), self.client("logs", region=source_region),
+            self.client("codebuild", region=source_region),
+            self.client("logs", region=source_region),
             self.args["project_name"],
         )
 
@@ -273,17 +326,35 @@ class ActionModule(AWSActionBase):
             copies = any(i["repository"] not in self.native.get(k, ()) for k, images in work.items() for i in images)
             backend = self._backend(project) if copies else None
         except validation.OptionError as e:
-            return {"destinations": {k: {"builds": [], "results": [], "verified": None, "error": str(e)} for k in work},
-                    "stopped": False, "stop_reason": None, "polls": 0, "counts": {}, "elapsed_seconds": 0}
+            return {
+                "destinations": {k: {"builds": [], "results": [], "verified": None, "error": str(e)} for k in work},
+                "stopped": False,
+                "stop_reason": None,
+                "polls": 0,
+                "counts": {},
+                "elapsed_seconds": 0,
+            }
         driver = replication_driver.Driver(
-            backend, work, self._env_for, self._compare,
-            batch_size=self.args["batch_size"], max_concurrent=self._max_concurrent(project),
-            poll_interval=self.args["poll_interval"], wait_timeout=self.args["wait_timeout"],
-            max_rounds=self.args["max_rounds"], force_tags=self.args["force_tags"], progress=progress,
-            log_interval=max(self.args["poll_interval"], 5.0), watch=self._parent_gone(),
-            native_backend=replication_executor.BackfillBackend(
-                self.client("ecr", region=self.args["source"]["region"]), self.args["source"]["account"]
-            ) if self.native else None,
+            backend,
+            work,
+            self._env_for,
+            self._compare,
+            batch_size=self.args["batch_size"],
+            max_concurrent=self._max_concurrent(project),
+            poll_interval=self.args["poll_interval"],
+            wait_timeout=self.args["wait_timeout"],
+            max_rounds=self.args["max_rounds"],
+            force_tags=self.args["force_tags"],
+            progress=progress,
+            log_interval=max(self.args["poll_interval"], 5.0),
+            watch=self._parent_gone(),
+            native_backend=(
+                replication_executor.BackfillBackend(
+                    self.client("ecr", region=self.args["source"]["region"]), self.args["source"]["account"]
+                )
+                if self.native
+                else None
+            ),
             native=self.native,
         )
 
@@ -319,17 +390,19 @@ class ActionModule(AWSActionBase):
         entries = []
         for key, dest in self.destinations.items():
             run = outcome.get(key) or {}
-            entries.append({
-                "region": dest["region"],
-                "account": dest["account"],
-                "role_arn": dest["role_arn"] or None,
-                "planned": self.images[key],
-                "results": run.get("results") or [],
-                "verified": run.get("verified"),
-                "builds": run.get("builds") or [],
-                "error": run.get("error") or errors.get(key),
-                "paths": self.paths.get(key) or {},
-            })
+            entries.append(
+                {
+                    "region": dest["region"],
+                    "account": dest["account"],
+                    "role_arn": dest["role_arn"] or None,
+                    "planned": self.images[key],
+                    "results": run.get("results") or [],
+                    "verified": run.get("verified"),
+                    "builds": run.get("builds") or [],
+                    "error": run.get("error") or errors.get(key),
+                    "paths": self.paths.get(key) or {},
+                }
+            )
         return entries
 
     def _write_report(self, report_destinations: List[Dict[str, Any]]):
@@ -337,12 +410,17 @@ class ActionModule(AWSActionBase):
         if not settings.get("report_dir"):
             return None
         report = report_utils.build_report(
-            source=self.args["source"], destinations=report_destinations, strategy=self.args["strategy"],
-            dry_run=False, force_tags=self.args["force_tags"], started_at=settings.get("started_at"),
+            source=self.args["source"],
+            destinations=report_destinations,
+            strategy=self.args["strategy"],
+            dry_run=False,
+            force_tags=self.args["force_tags"],
+            started_at=settings.get("started_at"),
         )
         try:
             json_path, md_path, _changed = report_utils.write_report(
-                settings["report_dir"], settings.get("name") or "ecr-replication-report", report)
+                settings["report_dir"], settings.get("name") or "ecr-replication-report", report
+            )
         except OSError as e:
             self.warn("the report could not be written: %s" % e)
             return None

@@ -18,6 +18,7 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils import va
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.action_specs import REPLICATION_INPUTS_SPEC
 from ansible_collections.cloudops.ecr_replication.plugins.plugin_utils.aws_action import AWSActionBase
 
+
 class ActionModule(AWSActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -35,22 +36,32 @@ class ActionModule(AWSActionBase):
             destinations = validation.resolve_destinations(
                 params, source_account, checked["source_region"], checked["executor"], prefix
             )
-            registries = [(source_account, checked["source_region"])] + [(d["account"], d["region"]) for d in destinations]
+            registries = [(source_account, checked["source_region"])] + [
+                (d["account"], d["region"]) for d in destinations
+            ]
             validation.check_repository_names(checked["repositories"], prefix + "repositories", registries)
         except validation.OptionError as e:
             result.update(failed=True, msg=str(e), option=e.option)
             return result
         except Exception as e:  # noqa: BLE001 - STS: no credentials, endpoint unreachable, access denied
-            result.update(failed=True, msg="cannot find out the source account (sts:GetCallerIdentity): %s" % e,
-                          option=prefix + "source_account")
+            result.update(
+                failed=True,
+                msg="cannot find out the source account (sts:GetCallerIdentity): %s" % e,
+                option=prefix + "source_account",
+            )
             return result
         checked["source_account"] = source_account
         checked["destinations"] = destinations
         checked["destination_keys"] = [d["key"] for d in destinations]
         # ecr_image_info's `destinations`: how the controller reads each destination
         checked["read_specs"] = [
-            {"name": d["key"], "region": d["region"], "registry_id": d["account"], "role_arn": d["read_role_arn"] or None,
-             "external_id": (d["external_id"] or None) if d["read_role_arn"] else None}
+            {
+                "name": d["key"],
+                "region": d["region"],
+                "registry_id": d["account"],
+                "role_arn": d["read_role_arn"] or None,
+                "external_id": (d["external_id"] or None) if d["read_role_arn"] else None,
+            }
             for d in destinations
         ]
         result.update(changed=False, **checked)

@@ -13,27 +13,60 @@ from __future__ import annotations
 STRATEGIES = ("codebuild", "local", "backfill", "auto")
 COPY_STRATEGIES = ("codebuild", "local")
 
-_RAW = ("source_region", "source_account", "dest_region", "dest_account", "dest_role_arn", "dest_role_name",
-        "dest_read_role_arn", "dest_read_role_name", "destinations", "repositories", "exclude_repositories",
-        "repository_prefix", "tag_regex", "pushed_after", "most_recent", "include_untagged", "strategy",
-        "project_name", "copy_strategy", "batch_size", "max_concurrent_builds", "parallel_copies", "force_tags", "poll_interval",
-        "wait_timeout", "max_rounds", "dry_run", "allow_partial")
+_RAW = (
+    "source_region",
+    "source_account",
+    "dest_region",
+    "dest_account",
+    "dest_role_arn",
+    "dest_role_name",
+    "dest_read_role_arn",
+    "dest_read_role_name",
+    "destinations",
+    "repositories",
+    "exclude_repositories",
+    "repository_prefix",
+    "tag_regex",
+    "pushed_after",
+    "most_recent",
+    "include_untagged",
+    "strategy",
+    "project_name",
+    "copy_strategy",
+    "batch_size",
+    "max_concurrent_builds",
+    "parallel_copies",
+    "force_tags",
+    "poll_interval",
+    "wait_timeout",
+    "max_rounds",
+    "dry_run",
+    "allow_partial",
+)
 
 REPLICATION_INPUTS_SPEC = {name: dict(type="raw") for name in _RAW}
 REPLICATION_INPUTS_SPEC["external_id"] = dict(type="raw", no_log=True)
 REPLICATION_INPUTS_SPEC["option_prefix"] = dict(type="str", default="replicate_")
 
 REPLICATE_IMAGES_SPEC = dict(
-    source=dict(type="dict", required=True, options=dict(region=dict(type="str", required=True),
-                                                         account=dict(type="str", required=True))),
-    destinations=dict(type="list", elements="dict", required=True, options=dict(
-        key=dict(type="str", required=True),
-        region=dict(type="str", required=True),
-        account=dict(type="str", required=True),
-        role_arn=dict(type="str", default=""),
-        read_role_arn=dict(type="str", default=""),
-        external_id=dict(type="str", default="", no_log=True),
-    )),
+    source=dict(
+        type="dict",
+        required=True,
+        options=dict(region=dict(type="str", required=True), account=dict(type="str", required=True)),
+    ),
+    destinations=dict(
+        type="list",
+        elements="dict",
+        required=True,
+        options=dict(
+            key=dict(type="str", required=True),
+            region=dict(type="str", required=True),
+            account=dict(type="str", required=True),
+            role_arn=dict(type="str", default=""),
+            read_role_arn=dict(type="str", default=""),
+            external_id=dict(type="str", default="", no_log=True),
+        ),
+    ),
     facts=dict(type="list", elements="dict", required=True),
     facts_error=dict(type="str", default=""),
     strategy=dict(type="str", choices=list(STRATEGIES), default="codebuild"),

@@ -198,8 +198,10 @@ def build_batches(
     for image in _order(images):
         candidate = current + [image]
         if len(encode_batch([image])) > max_chars:
-            raise OptionError("images", "image %s@%s has too many tags to fit in %d characters of build environment"
-                % (image["repository"], image["digest"], max_chars)
+            raise OptionError(
+                "images",
+                "image %s@%s has too many tags to fit in %d characters of build environment"
+                % (image["repository"], image["digest"], max_chars),
             )
         if current and (len(candidate) > batch_size or len(encode_batch(candidate)) > max_chars):
             batches.append(current)

@@ -286,8 +286,10 @@ class Driver:
             self._queue_full += 1
             wait = backoff(self._queue_full)
             self._start_blocked_until = self.clock() + wait
-            self._note("%s: %s cannot start yet, the queue is full (%s); the batch waits, next try in %.0f s"
-                       % (run.key, what, e, wait))
+            self._note(
+                "%s: %s cannot start yet, the queue is full (%s); the batch waits, next try in %.0f s"
+                % (run.key, what, e, wait)
+            )
             return "blocked"
         except TransientError as e:
             run.start_failures += 1
@@ -340,12 +342,17 @@ class Driver:
                 build.unknown_polls += 1
                 if build.unknown_polls >= UNKNOWN_BUILD_POLLS:
                     build.status, build.phase = "FAULT", "COMPLETED"
-                    build.record = {"error": "build %s unknown to the service after %d polls" % (build.id,
-                                                                                           build.unknown_polls)}
+                    build.record = {
+                        "error": "build %s unknown to the service after %d polls" % (build.id, build.unknown_polls)
+                    }
                     self._finish(build)
                 continue
             build.unknown_polls = 0
-            build.status, build.phase, build.record = record["status"] or "IN_PROGRESS", record.get("current_phase"), record
+            build.status, build.phase, build.record = (
+                record["status"] or "IN_PROGRESS",
+                record.get("current_phase"),
+                record,
+            )
             if build.ended or read_logs:
                 self._read_lines(build)
             if build.ended:
@@ -396,19 +403,29 @@ class Driver:
             previous = run.remaining
             if not still:
                 run.done = True
-                self._note("%s: verified after round %d: every planned digest and tag is present" % (run.key, run.rounds))
+                self._note(
+                    "%s: verified after round %d: every planned digest and tag is present" % (run.key, run.rounds)
+                )
                 continue
             if run.error:
                 run.done = True
                 continue
             if run.rounds >= self.max_rounds or (previous is not None and len(still) >= previous):
                 run.done = True
-                self._note("%s: %d image(s) still need copying after round %d; no further round (%s)" % (
-                    run.key, len(still), run.rounds,
-                    "max_rounds reached" if run.rounds >= self.max_rounds else "the round reduced nothing"))
+                self._note(
+                    "%s: %d image(s) still need copying after round %d; no further round (%s)"
+                    % (
+                        run.key,
+                        len(still),
+                        run.rounds,
+                        "max_rounds reached" if run.rounds >= self.max_rounds else "the round reduced nothing",
+                    )
+                )
                 continue
-            self._note("%s: round %d left %d image(s) to copy; round %d starts" % (
-                run.key, run.rounds, len(still), run.rounds + 1))
+            self._note(
+                "%s: round %d left %d image(s) to copy; round %d starts"
+                % (run.key, run.rounds, len(still), run.rounds + 1)
+            )
             self._plan_round(run, still)
 
     def _stop_everything(self) -> None:
@@ -477,14 +494,30 @@ class Driver:
             left = _duration(elapsed * (c["images"] - handled) / handled)
         elif handled >= c["images"]:
             left = "0:00:00"
-        backfills = [b.record.get("backfill") for run in self.runs.values() for b in run.builds
-                     if b.native and b.record.get("backfill") and not b.ended]
+        backfills = [
+            b.record.get("backfill")
+            for run in self.runs.values()
+            for b in run.builds
+            if b.native and b.record.get("backfill") and not b.ended
+        ]
         self.progress(
             "%s%d: builds %d done, %d running, %d queued; images %d copied, %d failed, %d conflicting of %d; "
             "%s copied; elapsed %s, left %s%s"
-            % ("done after poll " if final else "poll ", self.polls, c["builds_done"], c["builds_running"],
-               c["builds_queued"], c["copied"], c["failed"], c["conflicting"], c["images"], _bytes(c["bytes"]),
-               _duration(elapsed), left, "".join("; " + line for line in backfills))
+            % (
+                "done after poll " if final else "poll ",
+                self.polls,
+                c["builds_done"],
+                c["builds_running"],
+                c["builds_queued"],
+                c["copied"],
+                c["failed"],
+                c["conflicting"],
+                c["images"],
+                _bytes(c["bytes"]),
+                _duration(elapsed),
+                left,
+                "".join("; " + line for line in backfills),
+            )
         )
 
     def result(self) -> Dict[str, Any]:

@@ -174,8 +174,9 @@ def _seconds(value: Any) -> float:
     return value.timestamp() if hasattr(value, "timestamp") else float(value)
 
 
-def local_build_env(credentials, source_region: str, endpoint_url: Optional[str] = None,
-                    ca_bundle: Optional[str] = None) -> Dict[str, str]:
+def local_build_env(
+    credentials, source_region: str, endpoint_url: Optional[str] = None, ca_bundle: Optional[str] = None
+) -> Dict[str, str]:
     """Environment of a local run: this process's (PATH, HOME, CA bundles, registries.conf), without its AWS_* and
     ANSIBLE_* variables, and ``credentials`` (botocore credentials) as the build's own identity, in memory only."""
     frozen = credentials.get_frozen_credentials()
@@ -271,8 +272,13 @@ class CodeBuildBackend:
 class LocalBackend:
     """Batches run by ``buildspec_runner`` on this machine, each in a thread of its own."""
 
-    def __init__(self, buildspec_text: str, base_env: Dict[str, str], timeout: Optional[float] = None,
-                 workdir: Optional[str] = None):
+    def __init__(
+        self,
+        buildspec_text: str,
+        base_env: Dict[str, str],
+        timeout: Optional[float] = None,
+        workdir: Optional[str] = None,
+    ):
         self.buildspec_text = buildspec_text
         self.base_env = dict(base_env)
         self.timeout = timeout
@@ -289,11 +295,24 @@ class LocalBackend:
         variables.update(env)
         variables.update(batching.batch_env(batch))
         tmp = tempfile.mkdtemp(prefix="ecr-replication-local-", dir=self.workdir)
-        run: Dict[str, Any] = {"lines": [], "read": 0, "status": "IN_PROGRESS", "phase": "BUILD", "error": None,
-                               "started": time.time(), "ended": None, "workdir": tmp}
+        run: Dict[str, Any] = {
+            "lines": [],
+            "read": 0,
+            "status": "IN_PROGRESS",
+            "phase": "BUILD",
+            "error": None,
+            "started": time.time(),
+            "ended": None,
+            "workdir": tmp,
+        }
         run["runner"] = buildspec_runner.BuildspecRunner(
-            self.buildspec_text, variables, workdir=tmp, sink=run["lines"].append, timeout=self.timeout,
-            build_id=build_id, extra_codebuild_vars={"CODEBUILD_BUILD_ID": build_id},
+            self.buildspec_text,
+            variables,
+            workdir=tmp,
+            sink=run["lines"].append,
+            timeout=self.timeout,
+            build_id=build_id,
+            extra_codebuild_vars={"CODEBUILD_BUILD_ID": build_id},
         )
         run["thread"] = threading.Thread(target=self._run, args=(run,), name=build_id, daemon=True)
         self._runs[build_id] = run
@@ -308,9 +327,10 @@ class LocalBackend:
             failed = [p for p in outcome.phases if p.status not in ("SUCCEEDED", None)]
             if status != "SUCCEEDED":
                 run["error"] = (
-                    "build %s in phase %s: %s" % (status, PHASE_NAMES.get(failed[0].name, failed[0].name),
-                                                  failed[0].message or failed[0].code)
-                    if failed else "build %s" % status
+                    "build %s in phase %s: %s"
+                    % (status, PHASE_NAMES.get(failed[0].name, failed[0].name), failed[0].message or failed[0].code)
+                    if failed
+                    else "build %s" % status
                 )
         except Exception as e:  # noqa: BLE001 - a runner error must end this build, not the whole run
             status, run["error"] = "FAULT", "build FAULT: %s" % e
@@ -328,9 +348,16 @@ class LocalBackend:
                 continue
             ended = run["ended"]
             records[build_id] = {
-                "id": build_id, "batch": None, "status": run["status"], "current_phase": run["phase"],
-                "images": None, "duration_seconds": round(ended - run["started"], 1) if ended else None,
-                "log_group": None, "log_stream": None, "log_link": None, "error": run["error"],
+                "id": build_id,
+                "batch": None,
+                "status": run["status"],
+                "current_phase": run["phase"],
+                "images": None,
+                "duration_seconds": round(ended - run["started"], 1) if ended else None,
+                "log_group": None,
+                "log_stream": None,
+                "log_link": None,
+                "error": run["error"],
             }
         return records
 
@@ -352,8 +379,14 @@ PHASE_NAMES = {"install": "INSTALL", "pre_build": "PRE_BUILD", "build": "BUILD",
 
 
 BACKFILL_PREFIX = "backfill:"
-BACKFILL_STATUS = {"PREPARING": "IN_PROGRESS", "IN_PROGRESS": "IN_PROGRESS", "STOPPING": "IN_PROGRESS",
-                   "COMPLETE": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "STOPPED"}
+BACKFILL_STATUS = {
+    "PREPARING": "IN_PROGRESS",
+    "IN_PROGRESS": "IN_PROGRESS",
+    "STOPPING": "IN_PROGRESS",
+    "COMPLETE": "SUCCEEDED",
+    "FAILED": "FAILED",
+    "STOPPED": "STOPPED",
+}
 BACKFILL_PHASE = {"PREPARING": "QUEUED", "IN_PROGRESS": "BUILD", "STOPPING": "BUILD"}
 
 
@@ -392,8 +425,9 @@ class BackfillBackend:
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr_replication
 
         try:
-            return ecr_replication.describe_backfill(self.client, build_id[len(BACKFILL_PREFIX):], self.registry_id,
-                                                     results=results)
+            return ecr_replication.describe_backfill(
+                self.client, build_id[len(BACKFILL_PREFIX) :], self.registry_id, results=results
+            )
         except Exception as e:
             raise TransientError(str(e)) from e
 
@@ -405,10 +439,19 @@ class BackfillBackend:
             summary = self._describe(build_id)
             status = summary.get("status")
             progress = summary.get("progress") or {}
-            record = {"id": build_id, "batch": None, "status": BACKFILL_STATUS.get(status, "IN_PROGRESS"),
-                      "current_phase": BACKFILL_PHASE.get(status, "COMPLETED"), "images": None,
-                      "duration_seconds": None, "log_group": None, "log_stream": None, "log_link": None,
-                      "error": None, "backfill": ecr_replication.progress_line(summary)}
+            record = {
+                "id": build_id,
+                "batch": None,
+                "status": BACKFILL_STATUS.get(status, "IN_PROGRESS"),
+                "current_phase": BACKFILL_PHASE.get(status, "COMPLETED"),
+                "images": None,
+                "duration_seconds": None,
+                "log_group": None,
+                "log_stream": None,
+                "log_link": None,
+                "error": None,
+                "backfill": ecr_replication.progress_line(summary),
+            }
             if status in ("FAILED", "STOPPED"):
                 codes = ", ".join(progress.get("failureCodes") or []) or summary.get("failureCode") or status
                 record["error"] = "backfill %s (%s)" % (status, codes)
@@ -418,7 +461,7 @@ class BackfillBackend:
     def stop(self, build_id: str) -> None:
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr_replication
 
-        ecr_replication.stop_backfill(self.client, build_id[len(BACKFILL_PREFIX):], self.registry_id)
+        ecr_replication.stop_backfill(self.client, build_id[len(BACKFILL_PREFIX) :], self.registry_id)
 
     def new_lines(self, build_id: str) -> List[str]:
         """The per-image results, once: ECR gives them only when the backfill has ended."""
@@ -435,8 +478,15 @@ class BackfillBackend:
             if key not in wanted:
                 continue
             ok = result.get("status") == "COMPLETE"
-            lines.append(replication_results.format_result({
-                "repository": key[0], "digest": key[1], "status": "copied" if ok else "failed", "bytes": 0,
-                "error": None if ok else "backfill: %s" % (result.get("failureCode") or "FAILED"),
-            }))
+            lines.append(
+                replication_results.format_result(
+                    {
+                        "repository": key[0],
+                        "digest": key[1],
+                        "status": "copied" if ok else "failed",
+                        "bytes": 0,
+                        "error": None if ok else "backfill: %s" % (result.get("failureCode") or "FAILED"),
+                    }
+                )
+            )
         return lines

@@ -75,12 +75,16 @@ def validate_account_id(value: Any, option: str) -> str:
 
 
 def validate_region(value: Any, option: str) -> str:
-    return _matching(value, _REGION_RE, option, lambda text: f"must be an AWS region name such as 'ap-south-1', got {text!r}")
+    return _matching(
+        value, _REGION_RE, option, lambda text: f"must be an AWS region name such as 'ap-south-1', got {text!r}"
+    )
 
 
 def validate_role_arn(value: Any, option: str) -> str:
     return _matching(
-        value, _ROLE_ARN_RE, option,
+        value,
+        _ROLE_ARN_RE,
+        option,
         lambda text: f"must be an IAM role ARN such as 'arn:aws:iam::222222222222:role/name', got {text!r}",
     )
 
@@ -129,13 +133,17 @@ def validate_external_id(value: Any, option: str) -> str:
 
 
 def validate_log_group_name(value: Any, option: str) -> str:
-    return _matching(value, _LOG_GROUP_RE, option, lambda text: f"must be a CloudWatch Logs log group name, got {text!r}")
+    return _matching(
+        value, _LOG_GROUP_RE, option, lambda text: f"must be a CloudWatch Logs log group name, got {text!r}"
+    )
 
 
 def validate_name(value: Any, option: str) -> str:
     """Names of CodeBuild projects (2-255 chars, letters, digits, '-' and '_')."""
     return _matching(
-        value, _NAME_RE, option,
+        value,
+        _NAME_RE,
+        option,
         lambda text: f"must be 2-255 letters, digits, '-' or '_', starting alphanumeric, got {text!r}",
     )
 
@@ -260,14 +268,17 @@ def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
         out["source_account"] = validate_account_id(params["source_account"], name("source_account"))
     out["strategy"] = validate_choice(params.get("strategy") or "codebuild", name("strategy"), STRATEGIES)
     # what copies the images no backfill serves (strategy auto): a CodeBuild build or the controller
-    out["copy_strategy"] = validate_choice(params.get("copy_strategy") or "codebuild", name("copy_strategy"),
-                                           COPY_STRATEGIES)
+    out["copy_strategy"] = validate_choice(
+        params.get("copy_strategy") or "codebuild", name("copy_strategy"), COPY_STRATEGIES
+    )
     out["executor"] = out["strategy"] if out["strategy"] in COPY_STRATEGIES else out["copy_strategy"]
     for option, (low, high) in REPLICATE_LIMITS.items():
         default = {"most_recent": 0, "max_rounds": 3}.get(option)
         value = params.get(option, default)
         out[option] = validate_int(default if value in (None, "") else value, name(option), low, high)
-    out["poll_interval"] = validate_seconds(params.get("poll_interval", 15), name("poll_interval"), *POLL_INTERVAL_RANGE)
+    out["poll_interval"] = validate_seconds(
+        params.get("poll_interval", 15), name("poll_interval"), *POLL_INTERVAL_RANGE
+    )
     out["wait_timeout"] = validate_seconds(params.get("wait_timeout", 3600), name("wait_timeout"), *WAIT_TIMEOUT_RANGE)
     if out["wait_timeout"] < out["poll_interval"]:
         raise OptionError(name("wait_timeout"), f"({out['wait_timeout']:g} s) is shorter than poll_interval")
@@ -278,13 +289,17 @@ def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
     out["exclude_repositories"] = name_list(params.get("exclude_repositories"), name("exclude_repositories"))
     out["repository_prefix"] = params.get("repository_prefix") or ""
     if out["repository_prefix"] and not re.match(r"^[a-z0-9][a-z0-9._/-]*$", out["repository_prefix"]):
-        raise OptionError(name("repository_prefix"), f"{out['repository_prefix']!r} cannot start an ECR repository name")
+        raise OptionError(
+            name("repository_prefix"), f"{out['repository_prefix']!r} cannot start an ECR repository name"
+        )
     out["tag_regex"] = params.get("tag_regex") or ""
     if out["tag_regex"]:
         try:
             re.compile(out["tag_regex"])
         except re.error as e:
-            raise OptionError(name("tag_regex"), f"{out['tag_regex']!r} is not a valid regular expression: {e}") from None
+            raise OptionError(
+                name("tag_regex"), f"{out['tag_regex']!r} is not a valid regular expression: {e}"
+            ) from None
     out["pushed_after"] = params.get("pushed_after") or ""
     if out["pushed_after"]:
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import parse_pushed_after
@@ -292,8 +307,12 @@ def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
         parse_pushed_after(out["pushed_after"], option=name("pushed_after"))
     if out["strategy"] == "backfill":
         # a backfill copies every image of the repositories a rule covers: it cannot honour an image filter
-        for option, narrowed in (("tag_regex", out["tag_regex"]), ("pushed_after", out["pushed_after"]),
-                                 ("most_recent", out["most_recent"]), ("include_untagged", not out["include_untagged"])):
+        for option, narrowed in (
+            ("tag_regex", out["tag_regex"]),
+            ("pushed_after", out["pushed_after"]),
+            ("most_recent", out["most_recent"]),
+            ("include_untagged", not out["include_untagged"]),
+        ):
             if narrowed:
                 raise OptionError(
                     name(option),
@@ -310,8 +329,9 @@ def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
     return out
 
 
-def resolve_destinations(params: dict, source_account: str, source_region: str, strategy: str,
-                         prefix: str = "replicate_") -> list:
+def resolve_destinations(
+    params: dict, source_account: str, source_region: str, strategy: str, prefix: str = "replicate_"
+) -> list:
     """The destinations of a run, each with ``key`` (account/region), ``region``, ``account``, ``role_arn`` (the
     role the copy assumes; empty: the copy's own credentials), ``read_role_arn`` (the role the controller assumes to
     read it; empty: its own credentials) and ``external_id`` (a secret: never put into messages)."""
@@ -349,15 +369,23 @@ def resolve_destinations(params: dict, source_account: str, source_region: str, 
                 )
         read_role_arn = entry.get("read_role_arn") or params.get("dest_read_role_arn") or ""
         if not read_role_arn and not same_account:
-            read_role_arn = _role_arn_for(partition, account, params.get("dest_read_role_name") or "ecr-replication-reader")
+            read_role_arn = _role_arn_for(
+                partition, account, params.get("dest_read_role_name") or "ecr-replication-reader"
+            )
         if read_role_arn:
             validate_role_arn(read_role_arn, option("read_role_arn", "dest_read_role_arn"))
         external_id = entry.get("external_id") or params.get("external_id") or ""
         if external_id:
             validate_external_id(external_id, option("external_id", "external_id"))
         resolved.append(
-            {"key": f"{account}/{region}", "region": region, "account": account, "role_arn": role_arn,
-             "read_role_arn": read_role_arn, "external_id": external_id}
+            {
+                "key": f"{account}/{region}",
+                "region": region,
+                "account": account,
+                "role_arn": role_arn,
+                "read_role_arn": read_role_arn,
+                "external_id": external_id,
+            }
         )
     keys = [d["key"] for d in resolved]
     twice = sorted({k for k in keys if keys.count(k) > 1})

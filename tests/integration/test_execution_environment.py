@@ -28,9 +28,21 @@ def test_ee_ansible_core_floor_is_the_collections_floor():
 def test_ansible_builder_create_writes_a_containerfile_with_that_ansible_core(tmp_path):
     context = tmp_path / "context"
     result = subprocess.run(
-        [str(BIN / "ansible-builder"), "create", "-f", str(REPO_ROOT / "execution-environment.yml"),
-         "-c", str(context), "--output-filename", "Containerfile"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(BIN / "ansible-builder"),
+            "create",
+            "-f",
+            str(REPO_ROOT / "execution-environment.yml"),
+            "-c",
+            str(context),
+            "--output-filename",
+            "Containerfile",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     containerfile = (context / "Containerfile").read_text()

@@ -33,17 +33,26 @@ POLL_LINE = re.compile(r"^(?:done after )?poll (\d+): builds (\d+) done, (\d+) r
 
 
 def _args(sandbox, *more: str) -> list[str]:
-    return ["-e", f"dest_region={sandbox.dest_region}", "-e", f"dest_account={sandbox.target_account}",
-            "-e", f"external_id={EXTERNAL_ID}", *more]
+    return [
+        "-e",
+        f"dest_region={sandbox.dest_region}",
+        "-e",
+        f"dest_account={sandbox.target_account}",
+        "-e",
+        f"external_id={EXTERNAL_ID}",
+        *more,
+    ]
 
 
 def _start(sandbox, cwd: Path, *args: str) -> subprocess.Popen:
     command = [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOKS / "replicate.yml"), *args]
-    env = sandbox.subprocess_env(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default",
-                                 PWD=str(cwd))
+    env = sandbox.subprocess_env(
+        ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default", PWD=str(cwd)
+    )
     # its own session: the signal goes to ansible-playbook alone, as AWX's cancel does
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 class Output:
@@ -119,8 +128,11 @@ def test_builds_held_in_the_queue_for_400_polls_then_the_run_completes(provision
     expected = [i for i in sandbox.catalog["images"] if i["repository"] == repository]
     old = sandbox.set_codebuild(provisioning_seconds=600)
     try:
-        proc = _start(sandbox, tmp_path, *_args(sandbox, "-e", f"repositories={repository}", "-e", "poll_interval=0.05",
-                                                "-e", "wait_timeout=900"))
+        proc = _start(
+            sandbox,
+            tmp_path,
+            *_args(sandbox, "-e", f"repositories={repository}", "-e", "poll_interval=0.05", "-e", "wait_timeout=900"),
+        )
         output = Output(proc)
         held = output.wait_for(re.compile(r"^poll 4[0-9]{2}: builds 0 done, 0 running, 1 queued"), timeout=300)
         # release the build: the sandbox reads the provisioning delay again on every pass
@@ -144,8 +156,11 @@ def test_sigint_stops_the_builds_and_the_rerun_copies_only_what_is_missing(provi
     total = len(sandbox.catalog["images"])
     started = time.time()
     with sandbox.codebuild_settings(provisioning_seconds=3):
-        proc = _start(sandbox, tmp_path, *_args(sandbox, "-e", "batch_size=10", "-e", "max_concurrent_builds=1",
-                                                "-e", "poll_interval=0.2"))
+        proc = _start(
+            sandbox,
+            tmp_path,
+            *_args(sandbox, "-e", "batch_size=10", "-e", "max_concurrent_builds=1", "-e", "poll_interval=0.2"),
+        )
         output = Output(proc)
         first_done = output.wait_for(re.compile(r"^poll \d+: builds 1 done"), timeout=240)
         time.sleep(1.0)  # the next poll (0.2 s) starts the second build, which provisions for 3 s
@@ -170,8 +185,9 @@ def test_sigint_stops_the_builds_and_the_rerun_copies_only_what_is_missing(provi
 
     rerun_dir = tmp_path / "rerun"
     rerun_dir.mkdir()
-    rerun = run_playbook(sandbox, "replicate.yml", rerun_dir, *_args(sandbox, "-e", "batch_size=10", "-e",
-                                                                     "poll_interval=0.5"))
+    rerun = run_playbook(
+        sandbox, "replicate.yml", rerun_dir, *_args(sandbox, "-e", "batch_size=10", "-e", "poll_interval=0.5")
+    )
     assert rerun.returncode == 0, rerun.explain()
     report = json.loads((rerun_dir / "reports" / "ecr-replication-report.json").read_text())
     summary = report["summary"]
@@ -193,7 +209,11 @@ def test_sigint_stops_the_builds_and_the_rerun_copies_only_what_is_missing(provi
         (["-e", "most_recent=-1"], "replicate_most_recent", "from 0 to 100000"),
         (["-e", "pushed_after=100000000d"], "replicate_pushed_after", "before the year 1"),
         (["-e", "tag_regex=(unclosed"], "replicate_tag_regex", "not a valid regular expression"),
-        (["-e", "dest_role=arn:aws:iam::333333333333:role/x"], "replicate_dest_role_arn", "not of the destination account"),
+        (
+            ["-e", "dest_role=arn:aws:iam::333333333333:role/x"],
+            "replicate_dest_role_arn",
+            "not of the destination account",
+        ),
         (["-e", "repositories=" + "a" * 230], "replicate_repositories", "does not fit in a registry reference"),
         (["-e", "strategy=sideways"], "replicate_strategy", "must be one of"),
     ],
@@ -206,8 +226,9 @@ def test_bad_input_is_refused_before_any_aws_call(provisioned, tmp_path, extra, 
     sandbox = provisioned
     proxy = CountingProxy(int(sandbox.env["SANDBOX_BASE_PORT"]), 0).start()
     try:
-        run = run_playbook(sandbox, "replicate.yml", tmp_path, *_args(sandbox, *extra),
-                           env={"AWS_ENDPOINT_URL": proxy.url})
+        run = run_playbook(
+            sandbox, "replicate.yml", tmp_path, *_args(sandbox, *extra), env={"AWS_ENDPOINT_URL": proxy.url}
+        )
         calls = proxy.snapshot()
     finally:
         proxy.stop()
@@ -225,16 +246,18 @@ def test_a_digest_whose_tags_all_conflict_starts_no_build_on_rerun(provisioned, 
     _clear_destination(sandbox, repository)
     first = tmp_path / "first"
     first.mkdir()
-    run = run_playbook(sandbox, "replicate.yml", first, *_args(sandbox, "-e", f"repositories={repository}",
-                                                                 "-e", "poll_interval=0.5"))
+    run = run_playbook(
+        sandbox, "replicate.yml", first, *_args(sandbox, "-e", f"repositories={repository}", "-e", "poll_interval=0.5")
+    )
     assert run.returncode == 0, run.explain()
     images = [i for i in sandbox.catalog["images"] if i["repository"] == repository and len(i["tags"] or []) == 1]
     moved, other = images[0], images[1]
     target = sandbox.client("ecr", "target", sandbox.dest_region)
     manifest = target.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": other["digest"]}])
     # the tag of `moved` now points to `other` in the destination; `moved` stays there, untagged
-    target.put_image(repositoryName=repository, imageManifest=manifest["images"][0]["imageManifest"],
-                     imageTag=moved["tags"][0])
+    target.put_image(
+        repositoryName=repository, imageManifest=manifest["images"][0]["imageManifest"], imageTag=moved["tags"][0]
+    )
 
     for name in ("rerun", "rerun-again"):
         cwd = tmp_path / name
@@ -257,8 +280,19 @@ def test_local_strategy_in_the_same_account_uses_the_callers_credentials(provisi
         other.delete_repository(repositoryName=repository, force=True)
     except other.exceptions.RepositoryNotFoundException:
         pass
-    run = run_playbook(sandbox, "replicate.yml", tmp_path, "-e", f"dest_region={sandbox.dest_region}",
-                       "-e", "strategy=local", "-e", f"repositories={repository}", "-e", "poll_interval=0.5")
+    run = run_playbook(
+        sandbox,
+        "replicate.yml",
+        tmp_path,
+        "-e",
+        f"dest_region={sandbox.dest_region}",
+        "-e",
+        "strategy=local",
+        "-e",
+        f"repositories={repository}",
+        "-e",
+        "poll_interval=0.5",
+    )
     try:
         assert run.returncode == 0, run.explain()
         assert re.search(r"^(done after )?poll \d+: ", run.stdout, re.M), "local copies print progress lines too"
@@ -273,10 +307,23 @@ def test_local_strategy_in_the_same_account_uses_the_callers_credentials(provisi
 def test_local_strategy_across_accounts_after_provisioning_trusts_the_caller(provisioned, tmp_path):
     sandbox = provisioned
     provision = run_playbook(
-        sandbox, "provision.yml", tmp_path,
-        "-e", f"src_region={sandbox.source_region}", "-e", f"dest_region={sandbox.dest_region}",
-        "-e", f"dest_account={sandbox.target_account}", "-e", "dest_profile=target",
-        "-e", f"external_id={EXTERNAL_ID}", "-e", "all_repositories=true", "-e", "trust_caller=true",
+        sandbox,
+        "provision.yml",
+        tmp_path,
+        "-e",
+        f"src_region={sandbox.source_region}",
+        "-e",
+        f"dest_region={sandbox.dest_region}",
+        "-e",
+        f"dest_account={sandbox.target_account}",
+        "-e",
+        "dest_profile=target",
+        "-e",
+        f"external_id={EXTERNAL_ID}",
+        "-e",
+        "all_repositories=true",
+        "-e",
+        "trust_caller=true",
         extra={"dest_extra_regions": [sandbox.source_region]},
     )
     assert provision.returncode == 0, provision.explain()
@@ -284,8 +331,12 @@ def test_local_strategy_across_accounts_after_provisioning_trusts_the_caller(pro
     _clear_destination(sandbox, repository)
     cwd = tmp_path / "copy"
     cwd.mkdir()
-    run = run_playbook(sandbox, "replicate.yml", cwd, *_args(sandbox, "-e", "strategy=local", "-e",
-                                                             f"repositories={repository}", "-e", "poll_interval=0.5"))
+    run = run_playbook(
+        sandbox,
+        "replicate.yml",
+        cwd,
+        *_args(sandbox, "-e", "strategy=local", "-e", f"repositories={repository}", "-e", "poll_interval=0.5"),
+    )
     assert run.returncode == 0, run.explain()
     report = json.loads((cwd / "reports" / "ecr-replication-report.json").read_text())
     expected = [i for i in sandbox.catalog["images"] if i["repository"] == repository]

@@ -25,8 +25,17 @@ pytestmark = pytest.mark.sandbox
 
 
 def _args(sandbox, *more: str) -> list[str]:
-    return ["-e", f"dest_region={sandbox.dest_region}", "-e", f"dest_account={sandbox.target_account}",
-            "-e", f"external_id={EXTERNAL_ID}", "-e", "poll_interval=0.5", *more]
+    return [
+        "-e",
+        f"dest_region={sandbox.dest_region}",
+        "-e",
+        f"dest_account={sandbox.target_account}",
+        "-e",
+        f"external_id={EXTERNAL_ID}",
+        "-e",
+        "poll_interval=0.5",
+        *more,
+    ]
 
 
 def _tags(ecr) -> dict:
@@ -48,10 +57,23 @@ def native(provisioned, tmp_path_factory):
     source_ecr = sandbox.client("ecr", "source", sandbox.source_region)
     before = source_ecr.describe_registry().get("replicationConfiguration") or {"rules": []}
     run = run_playbook(
-        sandbox, "provision.yml", tmp_path_factory.mktemp("provision-native"),
-        "-e", f"src_region={sandbox.source_region}", "-e", f"dest_region={sandbox.dest_region}",
-        "-e", f"dest_account={sandbox.target_account}", "-e", "dest_profile=target",
-        "-e", f"external_id={EXTERNAL_ID}", "-e", "all_repositories=true", "-e", "native_replication=true",
+        sandbox,
+        "provision.yml",
+        tmp_path_factory.mktemp("provision-native"),
+        "-e",
+        f"src_region={sandbox.source_region}",
+        "-e",
+        f"dest_region={sandbox.dest_region}",
+        "-e",
+        f"dest_account={sandbox.target_account}",
+        "-e",
+        "dest_profile=target",
+        "-e",
+        f"external_id={EXTERNAL_ID}",
+        "-e",
+        "all_repositories=true",
+        "-e",
+        "native_replication=true",
         extra={"dest_extra_regions": [sandbox.source_region]},
     )
     assert run.returncode == 0, run.explain()
@@ -121,8 +143,9 @@ def test_strategy_backfill_refuses_a_narrowed_selection_before_any_change(native
     sandbox = native
     target = sandbox.client("ecr", "target", sandbox.dest_region)
     before = _tags(target)
-    run = run_playbook(sandbox, "replicate.yml", tmp_path, *_args(sandbox, "-e", "strategy=backfill", "-e",
-                                                                  "most_recent=1"))
+    run = run_playbook(
+        sandbox, "replicate.yml", tmp_path, *_args(sandbox, "-e", "strategy=backfill", "-e", "most_recent=1")
+    )
     assert run.returncode != 0
     assert "replicate_most_recent: narrows the selection" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
@@ -135,8 +158,9 @@ def test_a_new_push_to_a_covered_repository_reaches_the_destination_by_itself(na
     sandbox = native
     source = sandbox.client("ecr", "source", sandbox.source_region)
     image = next(i for i in sandbox.catalog["images"] if i["kind"] == "image" and i["tags"])
-    manifest = source.batch_get_image(repositoryName=image["repository"],
-                                      imageIds=[{"imageDigest": image["digest"]}])["images"][0]["imageManifest"]
+    manifest = source.batch_get_image(repositoryName=image["repository"], imageIds=[{"imageDigest": image["digest"]}])[
+        "images"
+    ][0]["imageManifest"]
     tag = "pushed-%d" % int(time.time())
     source.put_image(repositoryName=image["repository"], imageManifest=manifest, imageTag=tag)
     target = sandbox.client("ecr", "target", sandbox.dest_region)

@@ -20,8 +20,18 @@ def digest(n):
 
 
 def images(count, status="missing", repo="app/web"):
-    return [{"repository": repo, "digest": digest(n), "tags": ["v%d" % n], "destination_status": status,
-             "destination_digest_present": False, "missing_tags": ["v%d" % n], "size_bytes": 10} for n in range(count)]
+    return [
+        {
+            "repository": repo,
+            "digest": digest(n),
+            "tags": ["v%d" % n],
+            "destination_status": status,
+            "destination_digest_present": False,
+            "missing_tags": ["v%d" % n],
+            "size_bytes": 10,
+        }
+        for n in range(count)
+    ]
 
 
 class Clock:
@@ -96,9 +106,17 @@ class Backend:
         lines = []
         for image in build["batch"]:
             ok = image["digest"] not in self.fail_images
-            lines.append(rr.format_result({"repository": image["repository"], "digest": image["digest"],
-                                           "status": "copied" if ok else "failed", "bytes": 10 if ok else 0,
-                                           "error": None if ok else "manifest unknown"}))
+            lines.append(
+                rr.format_result(
+                    {
+                        "repository": image["repository"],
+                        "digest": image["digest"],
+                        "status": "copied" if ok else "failed",
+                        "bytes": 10 if ok else 0,
+                        "error": None if ok else "manifest unknown",
+                    }
+                )
+            )
         return lines
 
 
@@ -109,8 +127,10 @@ def comparer(backend, work):
         calls.append(list(keys))
         out = {}
         for key in keys:
-            out[key] = [dict(i, destination_status="present" if (i["repository"], i["digest"]) in backend.copied
-                             else "missing") for i in work[key]]
+            out[key] = [
+                dict(i, destination_status="present" if (i["repository"], i["digest"]) in backend.copied else "missing")
+                for i in work[key]
+            ]
         return out
 
     compare.calls = calls
@@ -120,9 +140,16 @@ def comparer(backend, work):
 def make(backend, clock, work, lines=None, **kwargs):
     kwargs.setdefault("poll_interval", 15)
     kwargs.setdefault("wait_timeout", 36000)
-    return Driver(backend, work, lambda key, n: {"REPL_PUT_TPS": str(10 / n)}, comparer(backend, work),
-                  progress=(lines.append if lines is not None else (lambda line: None)), clock=clock,
-                  sleep=clock.sleep, **kwargs)
+    return Driver(
+        backend,
+        work,
+        lambda key, n: {"REPL_PUT_TPS": str(10 / n)},
+        comparer(backend, work),
+        progress=(lines.append if lines is not None else (lambda line: None)),
+        clock=clock,
+        sleep=clock.sleep,
+        **kwargs,
+    )
 
 
 def test_refills_slots_as_builds_end_never_above_the_cap():
