@@ -59,7 +59,7 @@ REPLICATE_IMAGES_SPEC = dict(
         elements="dict",
         required=True,
         options=dict(
-            key=dict(type="str", required=True),
+            key=dict(type="str", required=True, no_log=False),
             region=dict(type="str", required=True),
             account=dict(type="str", required=True),
             role_arn=dict(type="str", default=""),

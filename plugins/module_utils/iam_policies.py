@@ -22,9 +22,8 @@ from typing import Any
 from typing import Iterable
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import account_of_role_arn  # noqa: F401
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import flag
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import partition_for_region  # noqa: F401
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import partition_for_region
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_account_id
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_external_id
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import validate_log_group_name

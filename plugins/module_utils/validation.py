@@ -14,6 +14,7 @@ failed result. Plain Python: no Ansible, no boto3.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 from typing import Optional
@@ -206,7 +207,7 @@ def validate_seconds(value: Any, option: str, minimum: float, maximum: float) ->
             number = float(value)
         except ValueError:
             number = None
-    if number is None or number != number or not minimum <= number <= maximum:
+    if number is None or math.isnan(number) or not minimum <= number <= maximum:
         raise OptionError(option, f"must be a number of seconds from {minimum:g} to {maximum:g}, got {value!r}")
     return number
 

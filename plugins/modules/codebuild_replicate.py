@@ -350,7 +350,6 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils import re
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import AnsibleCodeBuildError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import batch_get_builds
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import get_project
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.codebuild import start_build
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import AnsibleECRError
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import assumed_role_connection
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.ecr import list_images

@@ -91,7 +91,18 @@ options:
     type: str
     default: ""
   strategy:
-    description: Where the batches run.
+    description:
+      - V(codebuild) copies in builds of O(project_name); V(local) runs the same C(buildspec.yml) on the controller.
+      - V(backfill) lets ECR copy (a replication backfill per destination); every repository of O(facts) with work
+        must be covered by a replication rule for the destination, and O(filters) must not narrow the images,
+        otherwise that destination fails before anything starts, with the repositories and why.
+      - V(auto) uses a backfill for the repositories a rule covers whole, when it would copy nothing outside the
+        selection, and O(copy_strategy) for the rest; RV(plans) and RV(report_destinations) say which and why.
+    type: str
+    choices: [codebuild, local, backfill, auto]
+    default: codebuild
+  copy_strategy:
+    description: What copies the images no backfill serves with O(strategy=auto).
     type: str
     choices: [codebuild, local]
     default: codebuild

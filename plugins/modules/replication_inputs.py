@@ -77,7 +77,10 @@ options:
     description: Include untagged images.
     type: raw
   strategy:
-    description: C(codebuild) or C(local).
+    description: C(codebuild), C(local), C(backfill) or C(auto).
+    type: raw
+  copy_strategy:
+    description: What copies what no backfill serves with O(strategy=auto), C(codebuild) or C(local).
     type: raw
   project_name:
     description: The CodeBuild project.

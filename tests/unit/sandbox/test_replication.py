@@ -141,7 +141,7 @@ def configure(env, *rules):
 
 
 def run_until(env, predicate, steps=200):
-    for _ in range(steps):
+    for _step in range(steps):
         if predicate():
             return
         env["clock"].now += 0.25
@@ -300,7 +300,7 @@ def test_backfill_lifecycle_progress_and_paginated_results(env):
         return answer["status"] == "COMPLETE"
 
     run_until(env, status)
-    statuses = [s for s, _ in seen]
+    statuses = [s for s, _when in seen]
     assert statuses[0] == "PREPARING" and "IN_PROGRESS" in statuses and statuses[-1] == "COMPLETE"
     # One replication per image and tag: v1, latest, multi, and the two untagged children.
     assert seen[-1][1] == 5

@@ -6,6 +6,6 @@ pinned botocore's ECR service model."""
 
 from __future__ import annotations
 
-from tests.unit.plugins.module_utils.ecr.conftest import aws_env  # noqa: F401 - fixtures shared with the ecr tests
-from tests.unit.plugins.module_utils.ecr.conftest import no_sleep  # noqa: F401
-from tests.unit.plugins.module_utils.ecr.conftest import stubbed  # noqa: F401
+from tests.unit.plugins.module_utils.ecr.conftest import aws_env  # noqa: F401  # pylint: disable=unused-import
+from tests.unit.plugins.module_utils.ecr.conftest import no_sleep  # noqa: F401  # pylint: disable=unused-import
+from tests.unit.plugins.module_utils.ecr.conftest import stubbed  # noqa: F401  # pylint: disable=unused-import

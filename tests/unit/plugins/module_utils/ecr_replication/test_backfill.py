@@ -299,7 +299,7 @@ def test_watcher_reports_failed_with_codes(stubbed):
 def test_watcher_stops_the_backfill_on_timeout(stubbed):
     client, stub = stubbed
     clock = Clock()
-    for _ in range(3):
+    for _poll in range(3):
         stub.add_response("describe_replication_backfill_results", described("IN_PROGRESS", progress(4, 1)))
     stub.add_response(
         "stop_replication_backfill", {"replicationBackfillId": ID, "status": "STOPPING"}, {"replicationBackfillId": ID}

@@ -20,7 +20,7 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 from ansible_collections.cloudops.ecr_replication.plugins.modules import ecr_replication_backfill  # noqa: E402
 from ansible_collections.cloudops.ecr_replication.plugins.modules import ecr_replication_configuration  # noqa: E402
-from tests.unit.plugins.modules.test_ecr_image_info import aws  # noqa: E402,F401 - the moto fixture of those tests
+from tests.unit.plugins.modules.test_ecr_image_info import aws  # noqa: E402,F401  # pylint: disable=unused-import
 
 DEST = dict(destination_region="ap-northeast-2", destination_registry_id="222222222222")
 
