@@ -496,16 +496,15 @@ class EcrImageStore:
 
     def api_get_authorization_token(self, account: str, region: str, body: dict[str, Any]) -> dict[str, Any]:
         data = []
+        # Another account's registry only reaches here when its registry policy allows the caller (the sandbox
+        # front's account boundary): the token is then for that registry, as the data plane binds tokens to one.
         for registry_id in body.get("registryIds") or [account]:
-            if registry_id != account:
-                # Tokens are issued for the caller's own registry; cross-account pulls need a role there.
-                raise EcrApiError("InvalidParameterException", f"registryIds: {registry_id} is not the caller's registry")
-            password, expires = self.tokens.issue(account, region)
+            password, expires = self.tokens.issue(registry_id, region)
             data.append(
                 {
                     "authorizationToken": base64.b64encode(f"AWS:{password}".encode()).decode(),
                     "expiresAt": expires,
-                    "proxyEndpoint": self.proxy_endpoint_for(account, region) if self.proxy_endpoint_for else "",
+                    "proxyEndpoint": self.proxy_endpoint_for(registry_id, region) if self.proxy_endpoint_for else "",
                 }
             )
         return {"authorizationData": data}

@@ -125,26 +125,6 @@ def _matches(rule: dict[str, Any], repository: str) -> bool:
     return not filters or any(repository.startswith(f["filter"]) for f in filters)
 
 
-def _policy_allows(policy_text: str | None, source_account: str, action: str, resource: str) -> bool:
-    """Whether a registry policy (a resource policy) lets ``source_account`` do ``action`` on ``resource``: an
-    Allow naming that account (or ``*``), and no such Deny. Action and resource matching as in policy.py."""
-    if not policy_text:
-        return False
-    statements = json.loads(policy_text).get("Statement", [])
-    statements = [statements] if isinstance(statements, dict) else statements
-
-    def applies(statement: dict[str, Any]) -> bool:
-        principal = statement.get("Principal")
-        principals = principal.get("AWS", []) if isinstance(principal, dict) else principal
-        principals = [principals] if isinstance(principals, str) else principals or []
-        who = any(p in ("*", source_account) or p.endswith(f"::{source_account}:root") for p in principals)
-        return who and policy.statement_applies(statement, action, resource)
-
-    if any(applies(s) for s in statements if s.get("Effect") == "Deny"):
-        return False
-    return any(applies(s) for s in statements if s.get("Effect") == "Allow")
-
-
 class ReplicationService:
     OPERATIONS = {
         "PutReplicationConfiguration": "api_put_replication_configuration",
@@ -270,7 +250,9 @@ class ReplicationService:
         if dest_account != account:
             arn = f"arn:aws:ecr:{dest_region}:{dest_account}:repository/{repository}"
             needed = ["ecr:ReplicateImage"] + ([] if exists else ["ecr:CreateRepository"])
-            if not all(_policy_allows(backend.registry_policy, account, a, arn) for a in needed):
+            # ECR replicates as the source registry: the destination registry policy must name that account.
+            source = f"arn:aws:iam::{account}:root"
+            if not all(policy.resource_policy_effect(backend.registry_policy, source, a, arn) == "Allow" for a in needed):
                 return PERMISSION_DENIED
         if not exists:
             # ECR's defaults: MUTABLE tags, AES256, no scan on push (no repository creation templates here).

@@ -33,6 +33,7 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sandbox")
 
 from moto.core.exceptions import JsonRESTError  # noqa: E402
 from moto.ecr.models import Repository  # noqa: E402
+from moto.ecr.models import ecr_backends  # noqa: E402
 import moto.iam.models  # noqa: E402
 from moto.iam.models import get_account_id_from  # noqa: E402
 from moto.iam.models import iam_backends  # noqa: E402
@@ -130,6 +131,57 @@ def _patch_repository_uri(config: SandboxConfig) -> None:
     Repository.__init__ = init
 
 
+def _resource_policies(owner: str, region: str, repository: str | None) -> tuple[str | None, str | None]:
+    """The registry policy of ``owner`` in ``region`` and the repository's policy, as moto stores them."""
+    backend = ecr_backends[owner][region]
+    repo = backend.repositories.get(repository) if repository else None
+    return backend.registry_policy, (repo.policy if repo is not None else None)
+
+
+class EcrRequest:
+    """One signed ECR API call: who makes it (account from the access key), where, and its JSON body (read once,
+    put back for moto)."""
+
+    KEY = "sandbox.ecr_request"
+
+    def __init__(self, access_key: str, region: str, body: dict[str, Any]):
+        self.access_key = access_key
+        self.region = region
+        self.body = body
+        self.account = get_account_id_from(access_key)
+
+    @classmethod
+    def read(cls, environ) -> EcrRequest | None:
+        match = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if not match:
+            return None
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        return cls(match.group(1), match.group(2), body if isinstance(body, dict) else {})
+
+    def authorize(self, operation: str) -> str | None:
+        """Raise policy.Denied when IAM would refuse the call: an assumed role's identity policies (policy.check),
+        then the account boundary for every caller (policy.check_account_boundary). Returns the other account the
+        call acts in when its registry or repository policy allows it, else None (the caller's own)."""
+        restricted = restricted_role_policies(self.access_key)
+        if restricted is not None:
+            caller, documents = restricted
+            policy.check(caller, documents, operation, self.body, self.account, self.region)
+        return policy.check_account_boundary(
+            lambda: caller_for_access_key(self.access_key).arn,
+            operation,
+            self.body,
+            self.account,
+            self.region,
+            _resource_policies,
+        )
+
+
 class SandboxApp:
     """WSGI front of moto: ECR image operations and CodeBuild are served here, the rest by moto."""
 
@@ -156,10 +208,19 @@ class SandboxApp:
             return self._codebuild_settings(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(ECR_TARGET):
-            try:
-                self._check_identity_policies(environ, target[len(ECR_TARGET) :])
-            except policy.Denied as exc:
-                return self._error(start_response, 400, "AccessDeniedException", str(exc))
+            # moto would let this header choose the account; only the access key says whose call it is.
+            environ.pop("HTTP_X_MOTO_ACCOUNT_ID", None)
+            request = EcrRequest.read(environ)
+            if request is not None:
+                try:
+                    owner = request.authorize(target[len(ECR_TARGET) :])
+                except policy.Denied as exc:
+                    return self._error(start_response, 400, "AccessDeniedException", str(exc))
+                if owner is not None:
+                    # allowed by the other registry's policies: the call acts there, for moto as for the store
+                    request.account = owner
+                    environ["HTTP_X_MOTO_ACCOUNT_ID"] = owner
+                environ[EcrRequest.KEY] = request
         if (
             self.replication is not None
             and target.startswith(ECR_TARGET)
@@ -195,26 +256,6 @@ class SandboxApp:
             self.codebuild.wake.set()
         return self._json(start_response, 200, current)
 
-    @staticmethod
-    def _check_identity_policies(environ, operation: str) -> None:
-        """Raise policy.Denied when an assumed role's policies do not allow this ECR call (the body is read and
-        put back for the handler behind)."""
-        match = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if not match:
-            return
-        restricted = restricted_role_policies(match.group(1))
-        if restricted is None:
-            return
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(raw)
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            body = {}
-        caller, documents = restricted
-        policy.check(caller, documents, operation, body, get_account_id_from(match.group(1)), match.group(2))
-
     def _codebuild(self, operation: str, account: str, region: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.codebuild.handle(operation, body, account, region)
 
@@ -223,12 +264,15 @@ class SandboxApp:
         match = CREDENTIAL_RE.search(auth)
         if not match:
             return self._error(start_response, 403, "MissingAuthenticationTokenException", "Missing Authentication Token")
-        access_key, region = match.group(1), match.group(2)
-        account = get_account_id_from(access_key)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b"{}"
+        request = environ.get(EcrRequest.KEY)
         try:
-            body = json.loads(raw or b"{}")
+            if request is not None:
+                account, region, body = request.account, request.region, request.body
+            else:
+                access_key, region = match.group(1), match.group(2)
+                account = get_account_id_from(access_key)
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = json.loads((environ["wsgi.input"].read(length) if length else b"{}") or b"{}")
             return self._json(start_response, 200, handler(operation, account, region, body))
         except EcrApiError as exc:
             return self._error(start_response, exc.status, exc.code, exc.message)
