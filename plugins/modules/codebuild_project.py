@@ -336,8 +336,10 @@ def ensure_absent(module, client):
     if current is None:
         return False, {}, [], {"before": {}, "after": {}}
     diff = {"before": diff_view(current), "after": {}}
-    if not module.check_mode:
-        delete_project(client, module.params["name"])
+    if module.check_mode:
+        # As for state=present, the project before the change: what roles/source_codebuild reads its tags from.
+        return True, current, ["name"], diff
+    delete_project(client, module.params["name"])
     return True, {}, ["name"], diff
 
 

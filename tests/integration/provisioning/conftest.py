@@ -39,7 +39,15 @@ class Provisioner:
     def names(self):
         return self.vars
 
-    def run(self, playbook: str, *args: str, extra: dict | None = None, json_output: bool = True, external_id=None):
+    def run(
+        self,
+        playbook: str,
+        *args: str,
+        extra: dict | None = None,
+        json_output: bool = True,
+        external_id=None,
+        env: dict[str, str] | None = None,
+    ):
         variables = dict(self.vars, **(extra or {}))
         env = self.sandbox.subprocess_env(
             ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
@@ -47,6 +55,7 @@ class Provisioner:
             ANSIBLE_DEPRECATION_WARNINGS="false",
             ANSIBLE_NOCOLOR="1",
             ECR_REPLICATION_EXTERNAL_ID=self.external_id if external_id is None else external_id,
+            **(env or {}),
         )
         if json_output:
             env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.json"
