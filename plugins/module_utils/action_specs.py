@@ -46,6 +46,7 @@ _RAW = (
 
 REPLICATION_INPUTS_SPEC = {name: dict(type="raw") for name in _RAW}
 REPLICATION_INPUTS_SPEC["external_id"] = dict(type="raw", no_log=True)
+REPLICATION_INPUTS_SPEC["external_id_parameter"] = dict(type="raw")
 REPLICATION_INPUTS_SPEC["option_prefix"] = dict(type="str", default="replicate_")
 
 REPLICATE_IMAGES_SPEC = dict(
@@ -65,6 +66,7 @@ REPLICATE_IMAGES_SPEC = dict(
             role_arn=dict(type="str", default=""),
             read_role_arn=dict(type="str", default=""),
             external_id=dict(type="str", default="", no_log=True),
+            external_id_parameter=dict(type="str", default=""),
         ),
     ),
     facts=dict(type="list", elements="dict", required=True),

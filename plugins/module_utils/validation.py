@@ -274,7 +274,8 @@ def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
     )
     out["executor"] = out["strategy"] if out["strategy"] in COPY_STRATEGIES else out["copy_strategy"]
     for option, (low, high) in REPLICATE_LIMITS.items():
-        default = {"most_recent": 0, "max_rounds": 3}.get(option)
+        default = {"most_recent": 0, "max_rounds": 3, "batch_size": 50, "max_concurrent_builds": 5,
+                   "parallel_copies": 4}[option]
         value = params.get(option, default)
         out[option] = validate_int(default if value in (None, "") else value, name(option), low, high)
     out["poll_interval"] = validate_seconds(
@@ -344,7 +345,8 @@ def resolve_destinations(
         def option(field: str, single: str) -> str:
             return f"{where}.{field}" if params.get("destinations") and entry.get(field) else prefix + single
 
-        unknown = sorted(set(entry) - {"region", "account", "role_arn", "read_role_arn", "external_id", "name"})
+        fields = {"region", "account", "role_arn", "read_role_arn", "external_id", "external_id_parameter", "name"}
+        unknown = sorted(set(entry) - fields)
         if unknown:
             raise OptionError(where, f"unknown field(s) {', '.join(unknown)}")
         region = validate_region(entry.get("region"), where if params.get("destinations") else prefix + "dest_region")
@@ -376,8 +378,19 @@ def resolve_destinations(
         if read_role_arn:
             validate_role_arn(read_role_arn, option("read_role_arn", "dest_read_role_arn"))
         external_id = entry.get("external_id") or params.get("external_id") or ""
+        parameter = ""
         if external_id:
             validate_external_id(external_id, option("external_id", "external_id"))
+            parameter = (
+                entry.get("external_id_parameter")
+                or params.get("external_id_parameter")
+                or external_id_parameter_name(account)
+            )
+            if not re.match(r"^/[\w.\-/]{1,1010}$", parameter):
+                raise OptionError(
+                    option("external_id_parameter", "external_id_parameter"),
+                    f"must be an SSM parameter name starting with '/', got {parameter!r}",
+                )
         resolved.append(
             {
                 "key": f"{account}/{region}",
@@ -386,6 +399,7 @@ def resolve_destinations(
                 "role_arn": role_arn,
                 "read_role_arn": read_role_arn,
                 "external_id": external_id,
+                "external_id_parameter": parameter,
             }
         )
     keys = [d["key"] for d in resolved]
@@ -393,6 +407,12 @@ def resolve_destinations(
     if twice:
         raise OptionError(prefix + "destinations", f"each destination must appear once: {', '.join(twice)} is repeated")
     return resolved
+
+
+def external_id_parameter_name(dest_account: str) -> str:
+    """Where provision.yml keeps the ExternalId of a destination account: an SSM SecureString in the source account
+    and region, which builds read as a PARAMETER_STORE variable."""
+    return f"/cloudops/ecr-replication/{dest_account}/external-id"
 
 
 def check_repository_names(names: list, option: str, accounts_regions: list) -> None:

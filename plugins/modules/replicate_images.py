@@ -78,6 +78,13 @@ options:
           - The C(sts:ExternalId) of both roles. Never printed, never returned.
         type: str
         default: ""
+      external_id_parameter:
+        description:
+          - Name of the SSM SecureString (source account and region) holding O(destinations[].external_id), from
+            which builds read it as a C(PARAMETER_STORE) variable; C(provision.yml) creates it. Required with an
+            external ID and O(strategy=codebuild) (or O(copy_strategy=codebuild)): never a C(PLAINTEXT) override.
+        type: str
+        default: ""
   facts:
     description:
       - RV(cloudops.ecr_replication.ecr_image_info#module:destinations) of M(cloudops.ecr_replication.ecr_image_info)

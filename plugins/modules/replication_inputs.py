@@ -52,6 +52,11 @@ options:
   external_id:
     description: The C(sts:ExternalId) of the destination roles (a secret, never printed).
     type: raw
+  external_id_parameter:
+    description:
+      - The SSM SecureString from which builds read the external ID; default
+        C(/cloudops/ecr-replication/<destination account>/external-id), as C(provision.yml) creates it.
+    type: raw
   destinations:
     description: Several destinations, each C(region) and optional C(account), C(role_arn), C(read_role_arn), C(external_id).
     type: raw
