@@ -82,7 +82,7 @@ options:
         description:
           - Name of the SSM SecureString (source account and region) holding O(destinations[].external_id), from
             which builds read it as a C(PARAMETER_STORE) variable; C(provision.yml) creates it. Required with an
-            external ID and O(strategy=codebuild) (or O(copy_strategy=codebuild)): never a C(PLAINTEXT) override.
+            external ID and O(strategy=codebuild) (or O(copy_strategy=codebuild)), never a C(PLAINTEXT) override.
         type: str
         default: ""
   facts:
