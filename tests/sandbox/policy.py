@@ -190,7 +190,9 @@ def resource_policy_effect(policy_text: str | None, caller: str, action: str, re
     effect = None
     for statement in _as_list((document or {}).get("Statement")):
         # A resource policy's statements have no Resource of their own when on a repository: the repository.
-        scoped = statement if ("Resource" in statement or "NotResource" in statement) else {**statement, "Resource": "*"}
+        scoped = statement
+        if "Resource" not in statement and "NotResource" not in statement:
+            scoped = {**statement, "Resource": "*"}
         if not (_principal_matches(statement.get("Principal"), caller) and statement_applies(scoped, action, resource)):
             continue
         if statement.get("Effect") == "Deny":

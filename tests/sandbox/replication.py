@@ -252,7 +252,8 @@ class ReplicationService:
             needed = ["ecr:ReplicateImage"] + ([] if exists else ["ecr:CreateRepository"])
             # ECR replicates as the source registry: the destination registry policy must name that account.
             source = f"arn:aws:iam::{account}:root"
-            if not all(policy.resource_policy_effect(backend.registry_policy, source, a, arn) == "Allow" for a in needed):
+            effects = [policy.resource_policy_effect(backend.registry_policy, source, a, arn) for a in needed]
+            if effects != ["Allow"] * len(needed):
                 return PERMISSION_DENIED
         if not exists:
             # ECR's defaults: MUTABLE tags, AES256, no scan on push (no repository creation templates here).

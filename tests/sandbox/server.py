@@ -215,6 +215,9 @@ class SandboxApp:
                 try:
                     owner = request.authorize(target[len(ECR_TARGET) :])
                 except policy.Denied as exc:
+                    if isinstance(exc, policy.CrossAccountDenied):
+                        # in sandbox.log: which call crossed an account with the wrong credentials
+                        print(f"sandbox: account boundary: {exc}", file=sys.stderr, flush=True)
                     return self._error(start_response, 400, "AccessDeniedException", str(exc))
                 if owner is not None:
                     # allowed by the other registry's policies: the call acts there, for moto as for the store

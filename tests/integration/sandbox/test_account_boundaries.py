@@ -41,7 +41,11 @@ def _registry_policy_statement(ecr, statement):
 
 
 def _repository_names(ecr) -> set[str]:
-    return {r["repositoryName"] for page in ecr.get_paginator("describe_repositories").paginate() for r in page["repositories"]}
+    return {
+        r["repositoryName"]
+        for page in ecr.get_paginator("describe_repositories").paginate()
+        for r in page["repositories"]
+    }
 
 
 def test_source_credentials_reach_the_target_registry_only_where_its_policies_allow(sandbox):
@@ -60,7 +64,9 @@ def test_source_credentials_reach_the_target_registry_only_where_its_policies_al
     # nothing was created, neither in the target registry nor (as moto would) in the caller's
     assert name not in _repository_names(target)
     assert name not in _repository_names(source)
-    assert f"repository/* because no resource-based policy" in _denied(source.describe_repositories, registryId=target_id)
+    assert "repository/* because no resource-based policy" in _denied(
+        source.describe_repositories, registryId=target_id
+    )
     _denied(source.get_authorization_token, registryIds=[target_id])
 
     grant = {
@@ -111,7 +117,9 @@ def test_an_assumed_role_of_the_source_account_is_held_to_the_boundary_too(sandb
 
     role_name = "boundary-tests-unrestricted"
     ensure_trusted_role(sandbox.client("iam"), role_name, {"AWS": f"arn:aws:iam::{sandbox.source_account}:root"})
-    session = sandbox.role_session(f"arn:aws:iam::{sandbox.source_account}:role/{role_name}", region=sandbox.dest_region)
+    session = sandbox.role_session(
+        f"arn:aws:iam::{sandbox.source_account}:role/{role_name}", region=sandbox.dest_region
+    )
     ecr = session.client("ecr", endpoint_url=sandbox.env["AWS_ENDPOINT_URL"])
     # refused before the repository is even looked up, whether or not the target holds one of that name
     message = _denied(ecr.describe_images, registryId=sandbox.target_account, repositoryName="team-a/api")
@@ -125,7 +133,8 @@ def test_a_caller_cannot_choose_its_account_with_a_moto_header(sandbox):
     name = f"boundary/header-{uuid.uuid4().hex[:8]}"
     source = sandbox.client("ecr", "source", sandbox.dest_region)
     source.meta.events.register(
-        "before-sign.ecr.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", sandbox.target_account)
+        "before-sign.ecr.*",
+        lambda request, **_: request.headers.__setitem__("x-moto-account-id", sandbox.target_account),
     )
     created = source.create_repository(repositoryName=name)["repository"]
     try:

@@ -47,13 +47,24 @@ def denied(operation, body, **kwargs) -> str:
     return str(error.value)
 
 
-def test_own_registry_is_not_checked_and_looks_nothing_up():
+def test_own_registry_looks_nothing_up_another_is_refused():
     def no_caller():
         raise AssertionError("the caller's ARN is looked up only for a cross-account call")
 
-    for body in ({}, {"registryId": SRC, "repositoryName": "a"}, {"resourceArn": f"arn:aws:ecr:{REGION}:{SRC}:repository/a"}):
+    for body in (
+        {},
+        {"registryId": SRC, "repositoryName": "a"},
+        {"resourceArn": f"arn:aws:ecr:{REGION}:{SRC}:repository/a"},
+    ):
         assert policy.check_account_boundary(no_caller, "DescribeImages", body, SRC, REGION, None) is None
-    assert policy.check_account_boundary(no_caller, "GetAuthorizationToken", {"registryIds": [SRC]}, SRC, REGION, None) is None
+        # the same call with the other account in it (every way a call can name a registry) is refused
+        other = {key: value.replace(SRC, DST) for key, value in body.items()} or {"registryId": DST}
+        denied("DescribeImages", dict(other, repositoryName="a"))
+    assert (
+        policy.check_account_boundary(no_caller, "GetAuthorizationToken", {"registryIds": [SRC]}, SRC, REGION, None)
+        is None
+    )
+    denied("GetAuthorizationToken", {"registryIds": [DST]})
 
 
 @pytest.mark.parametrize(
@@ -61,11 +72,23 @@ def test_own_registry_is_not_checked_and_looks_nothing_up():
     [
         ("CreateRepository", {"registryId": DST, "repositoryName": "xx"}, f"arn:aws:ecr:{REGION}:{DST}:repository/xx"),
         ("DescribeRepositories", {"registryId": DST}, f"arn:aws:ecr:{REGION}:{DST}:repository/*"),
-        ("DescribeImages", {"registryId": DST, "repositoryName": "team-a/api"}, f"arn:aws:ecr:{REGION}:{DST}:repository/team-a/api"),
-        ("TagResource", {"resourceArn": f"arn:aws:ecr:{REGION}:{DST}:repository/t"}, f"arn:aws:ecr:{REGION}:{DST}:repository/t"),
+        (
+            "DescribeImages",
+            {"registryId": DST, "repositoryName": "team-a/api"},
+            f"arn:aws:ecr:{REGION}:{DST}:repository/team-a/api",
+        ),
+        (
+            "TagResource",
+            {"resourceArn": f"arn:aws:ecr:{REGION}:{DST}:repository/t"},
+            f"arn:aws:ecr:{REGION}:{DST}:repository/t",
+        ),
         ("GetAuthorizationToken", {"registryIds": [SRC, DST]}, f"arn:aws:ecr:{REGION}:{DST}:repository/*"),
         ("DescribeRegistry", {"registryId": DST}, f"arn:aws:ecr:{REGION}:{DST}:repository/*"),
-        ("DescribeImages", {"registryId": "not-an-account", "repositoryName": "a"}, f"arn:aws:ecr:{REGION}:not-an-account:repository/*"),
+        (
+            "DescribeImages",
+            {"registryId": "not-an-account", "repositoryName": "a"},
+            f"arn:aws:ecr:{REGION}:not-an-account:repository/*",
+        ),
     ],
 )
 def test_another_registry_without_a_policy_is_refused_in_aws_words(operation, body, resource):
@@ -76,19 +99,37 @@ def test_another_registry_without_a_policy_is_refused_in_aws_words(operation, bo
 
 
 def test_registry_policy_allows_what_it_names_to_whom_it_names():
-    registry = document(grant(["ecr:CreateRepository", "ecr:ReplicateImage"], f"arn:aws:iam::{SRC}:root", f"arn:aws:ecr:{REGION}:{DST}:repository/team-a/*"))
-    owner, lookups = boundary("CreateRepository", {"registryId": DST, "repositoryName": "team-a/new"}, registry_policy=registry)
+    registry = document(
+        grant(
+            ["ecr:CreateRepository", "ecr:ReplicateImage"],
+            f"arn:aws:iam::{SRC}:root",
+            f"arn:aws:ecr:{REGION}:{DST}:repository/team-a/*",
+        )
+    )
+    owner, lookups = boundary(
+        "CreateRepository", {"registryId": DST, "repositoryName": "team-a/new"}, registry_policy=registry
+    )
     assert owner == DST
     assert lookups == [(DST, REGION, "team-a/new")]
     # another repository, another action, another account's caller: still refused
     denied("CreateRepository", {"registryId": DST, "repositoryName": "team-b/new"}, registry_policy=registry)
     denied("DeleteRepository", {"registryId": DST, "repositoryName": "team-a/new"}, registry_policy=registry)
-    denied("CreateRepository", {"registryId": DST, "repositoryName": "team-a/new"}, registry_policy=registry,
-           caller="arn:aws:iam::333333333333:user/u", account="333333333333")
+    denied(
+        "CreateRepository",
+        {"registryId": DST, "repositoryName": "team-a/new"},
+        registry_policy=registry,
+        caller="arn:aws:iam::333333333333:user/u",
+        account="333333333333",
+    )
 
 
 def test_repository_policy_allows_its_repository_and_names_roles_by_their_sessions():
-    repo = document(grant(["ecr:DescribeImages", "ecr:DescribeRepositories"], f"arn:aws:iam::{SRC}:role/service/ecr-replication-codebuild"))
+    repo = document(
+        grant(
+            ["ecr:DescribeImages", "ecr:DescribeRepositories"],
+            f"arn:aws:iam::{SRC}:role/service/ecr-replication-codebuild",
+        )
+    )
     policies = {"team-a/api": repo}
     body = {"registryId": DST, "repositoryName": "team-a/api"}
     assert boundary("DescribeImages", body, caller=SESSION, repository_policies=policies)[0] == DST
@@ -99,13 +140,15 @@ def test_repository_policy_allows_its_repository_and_names_roles_by_their_sessio
     names = {"registryId": DST, "repositoryNames": ["team-a/api", "team-a/worker"]}
     message = denied("DescribeRepositories", names, caller=SESSION, repository_policies=policies)
     assert message.endswith("because no resource-based policy allows the ecr:DescribeRepositories action")
-    assert f"repository/team-a/worker" in message
+    assert "repository/team-a/worker" in message
 
 
 @pytest.mark.parametrize("principal", ["*", SRC, f"arn:aws:iam::{SRC}:root", USER])
 def test_principals_that_name_the_caller(principal):
     repo = document(grant("ecr:ListImages", principal))
-    assert boundary("ListImages", {"registryId": DST, "repositoryName": "r1"}, repository_policies={"r1": repo})[0] == DST
+    assert (
+        boundary("ListImages", {"registryId": DST, "repositoryName": "r1"}, repository_policies={"r1": repo})[0] == DST
+    )
 
 
 def test_explicit_deny_wins_and_a_conditional_allow_grants_nothing():
@@ -113,7 +156,12 @@ def test_explicit_deny_wins_and_a_conditional_allow_grants_nothing():
     deny = grant("ecr:PutImage", SRC, effect="Deny")
     body = {"registryId": DST, "repositoryName": "r1"}
     assert boundary("PutImage", body, repository_policies={"r1": document(allow)})[0] == DST
-    message = denied("PutImage", body, registry_policy=document(dict(allow, Resource="*")), repository_policies={"r1": document(deny)})
+    message = denied(
+        "PutImage",
+        body,
+        registry_policy=document(dict(allow, Resource="*")),
+        repository_policies={"r1": document(deny)},
+    )
     assert message.endswith("with an explicit deny in a resource-based policy")
     conditional = grant("ecr:*", "*", Condition={"StringEquals": {"aws:PrincipalOrgID": "o-123"}})
     denied("PutImage", body, repository_policies={"r1": document(conditional)})
