@@ -80,7 +80,7 @@ class ActionModule(AWSActionBase):
         elif args["strategy"] in ("backfill", "auto"):
             errors = self._choose_paths()
         project, project_errors = self._project()
-        errors = dict(project_errors, **self._check_local_roles(errors), **errors)
+        errors = dict(project_errors, **self._check_local_roles(errors), **self._check_parameters(errors), **errors)
         plans = {key: self._plan(key, project) for key in self.destinations if key not in errors}
         if self._task.check_mode:
             result.update(
@@ -210,6 +210,37 @@ class ActionModule(AWSActionBase):
             self.native[key] = sorted(n for n, p in paths.items() if p["path"] == "backfill")
         return errors
 
+    def _check_parameters(self, errors: Dict[str, str]) -> Dict[str, str]:
+        """strategy codebuild: the ExternalId reaches builds through an SSM SecureString (provision.yml creates
+        it). Its absence is found here, before any build starts and is billed, rather than in every build."""
+        if self.executor != "codebuild":
+            return {}
+        wanted = {}
+        for key, dest in self.destinations.items():
+            copies = [i for i in self.work.get(key, []) if i["repository"] not in self.native.get(key, ())]
+            if key not in errors and copies and dest["external_id"]:
+                wanted[key] = dest["external_id_parameter"]
+        if not wanted:
+            return {}
+        found = {}
+        ssm = self.client("ssm", region=self.args["source"]["region"])
+        for key, name in wanted.items():
+            if not name:
+                found[key] = "external_id_parameter: required with an external ID and strategy codebuild"
+                continue
+            try:
+                known = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])
+            except Exception as e:  # noqa: BLE001 - no permission, endpoint: the builds could not read it either
+                found[key] = "external_id_parameter: cannot look up SSM parameter %s: %s" % (name, e)
+                continue
+            if not known.get("Parameters"):
+                found[key] = (
+                    "external_id_parameter: SSM parameter %s does not exist in %s; provision.yml creates it (a "
+                    "SecureString the CodeBuild role may read), so that the ExternalId never travels as PLAINTEXT"
+                    % (name, self.args["source"]["region"])
+                )
+        return found
+
     def _check_local_roles(self, errors: Dict[str, str]) -> Dict[str, str]:
         """strategy local: the controller itself assumes each destination role. Try it before anything starts, so
         that a wrong role or external ID is one clear error per destination, not every image failing in the copy."""
@@ -273,6 +304,8 @@ class ActionModule(AWSActionBase):
             concurrent,
             self.args["copy_lifecycle_policy"],
             self.args["copy_repository_policy"],
+            # a build gets the SecureString's name; only a local run (this process's memory) the ExternalId itself
+            external_id_parameter=(dest["external_id_parameter"] or None) if self.executor == "codebuild" else None,
         )
 
     def _compare(self, keys: List[str]) -> Dict[str, List[Dict[str, Any]]]:

@@ -141,14 +141,19 @@ def delete_project(client, name: str) -> bool:
 def start_build(
     client,
     project_name: str,
-    environment_variables: dict[str, str] | None = None,
+    environment_variables: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict:
-    """Start one build; ``environment_variables`` become PLAINTEXT overrides. Returns the build."""
+    """Start one build. ``environment_variables`` become overrides: a string is a PLAINTEXT value, a dict
+    ``{"value": ..., "type": "PARAMETER_STORE" | "SECRETS_MANAGER"}`` names a secret that CodeBuild resolves inside
+    the build (only the name is visible to ``BatchGetBuilds``). Returns the build."""
     request: dict[str, Any] = {"projectName": project_name}
     if environment_variables:
         request["environmentVariablesOverride"] = [
-            {"name": name, "value": str(value), "type": "PLAINTEXT"} for name, value in environment_variables.items()
+            {"name": name, "value": str(value["value"]), "type": value["type"]}
+            if isinstance(value, dict)
+            else {"name": name, "value": str(value), "type": "PLAINTEXT"}
+            for name, value in environment_variables.items()
         ]
     request.update(kwargs)
     return client.start_build(**request)["build"]

@@ -207,8 +207,11 @@ def codebuild_service_policy(
     destination_role_arns: Any,
     all_repositories: bool = False,
     read_repository_settings: bool = False,
+    external_id_parameters: Any = None,
 ) -> dict:
-    """Permissions of the CodeBuild service role (source account)."""
+    """Permissions of the CodeBuild service role (source account). ``external_id_parameters``: the SSM
+    SecureStrings builds read the ExternalId from (``PARAMETER_STORE`` variables; the AWS managed ``aws/ssm`` key
+    decrypts for any principal of the account that may read the parameter)."""
     region = validate_region(region, "region")
     account = validate_account_id(account, "account")
     log_group_name = validate_log_group_name(log_group_name, "log_group_name")
@@ -226,8 +229,26 @@ def codebuild_service_policy(
                 ecr_repository_arns(region, account, prefixes, all_repositories),
             ),
             _statement("AssumeDestinationRoles", [STS_ASSUME_ROLE_ACTION], role_arns),
-        ],
+        ]
+        + (
+            [_statement("ReadExternalIds", ["ssm:GetParameters"],
+                        ssm_parameter_arns(region, account, external_id_parameters))]
+            if external_id_parameters
+            else []
+        ),
     }
+
+
+def ssm_parameter_arns(region: str, account: str, names: Any) -> list[str]:
+    """ARNs of SSM parameters given by name (``/a/b`` -> ``...:parameter/a/b``)."""
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise OptionError("external_id_parameters", "must be a list of SSM parameter names")
+    arns = []
+    for name in names:
+        if not isinstance(name, str) or not name.startswith("/") or len(name) > 1011:
+            raise OptionError("external_id_parameters", f"{name!r} is not an SSM parameter name starting with '/'")
+        arns.append(f"arn:{partition_for_region(region)}:ssm:{region}:{account}:parameter{name}")
+    return sorted(set(arns))
 
 
 def target_trust_policy(*, source_role_arn: str, external_id: str, local_principals: Any = None) -> dict:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -89,10 +90,14 @@ def common_env(
     copy_lifecycle_policy: bool = False,
     copy_repository_policy: bool = False,
     create_repositories: bool = True,
-) -> Dict[str, str]:
+    external_id_parameter: Optional[str] = None,
+) -> Dict[str, Any]:
     """The REPL_* variables every build of one run gets (see replicator.ENV_DOC).
 
     ECR's PutImage limit (10 TPS per account and region) is shared by the builds that run at the same time.
+    With ``external_id_parameter`` the ExternalId reaches the build as a ``PARAMETER_STORE`` variable (the
+    SecureString's name; CodeBuild resolves it inside the build); ``external_id`` itself is for local runs, whose
+    environment stays in this process's memory.
     """
     tps = max(0.5, round(ECR_PUT_IMAGE_TPS / max(1, concurrent_builds), 2))
     env = {
@@ -109,7 +114,9 @@ def common_env(
         env["REPL_DEST_ACCOUNT"] = dest_account
     if dest_role_arn:
         env["REPL_DEST_ROLE_ARN"] = dest_role_arn
-    if external_id:
+    if external_id_parameter:
+        env["REPL_EXTERNAL_ID"] = {"value": external_id_parameter, "type": "PARAMETER_STORE"}
+    elif external_id:
         env["REPL_EXTERNAL_ID"] = external_id
     return env
 
@@ -197,6 +204,10 @@ def local_build_env(
     if frozen.token:
         env["AWS_SESSION_TOKEN"] = frozen.token
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    # the buildspec runs `python3` from PATH: this interpreter's first, which has boto3 (Ansible's AWS modules need it)
+    interpreter_bin = os.path.dirname(sys.executable)
+    if interpreter_bin and interpreter_bin not in env["PATH"].split(os.pathsep):
+        env["PATH"] = interpreter_bin + os.pathsep + env["PATH"]
     if "HOME" not in env:
         import pwd
 
@@ -214,7 +225,10 @@ class CodeBuildBackend:
         self._log_tokens: Dict[str, Optional[str]] = {}
         self._log_where: Dict[str, tuple] = {}
 
-    def start(self, batch: List[Dict[str, Any]], env: Dict[str, str]) -> str:
+    def start(self, batch: List[Dict[str, Any]], env: Dict[str, Any]) -> str:
+        if isinstance(env.get("REPL_EXTERNAL_ID"), str):
+            # a PLAINTEXT override is readable by anyone allowed codebuild:BatchGetBuilds, and in the console
+            raise ValueError("the ExternalId must reach a build as a PARAMETER_STORE variable, never as PLAINTEXT")
         variables = dict(env)
         variables.update(batching.batch_env(batch))
         try:

@@ -28,8 +28,9 @@ description:
     reported (build V(FAILED), V(TIMED_OUT), V(STOPPED)) is V(failed) with the build's reason.
   - The batch reaches a build through environment variable overrides C(REPL_BATCH_PARTS) and C(REPL_BATCH_<n>), a
     zlib-compressed, base64-encoded JSON list split into values of at most 4,000 characters (CodeBuild allows
-    4,096). The other settings are C(REPL_*) variables; O(external_id) is one of them, so it is visible to whoever
-    can read the build (C(BatchGetBuilds)) - an ExternalId is not a secret, but it is never printed in the log.
+    4,096). The other settings are C(REPL_*) variables. The ExternalId reaches a build only as a C(PARAMETER_STORE)
+    variable naming an SSM SecureString (O(external_id_parameter); C(provision.yml) creates it), never as a
+    C(PLAINTEXT) override that anyone allowed C(codebuild:BatchGetBuilds) could read; it is never printed.
   - Destination credentials (from C(sts:AssumeRole) in the build) and registry tokens are never printed, never
     written to a profile file; skopeo reads the tokens from a private auth file that is deleted when the build ends.
   - "Cost: check mode returns the plan: batches, builds and an estimate of the CodeBuild minutes (each build is
@@ -63,7 +64,15 @@ options:
         assumes to create repositories and push images. Without it the build's own credentials are used.
     type: str
   external_id:
-    description: The C(sts:ExternalId) the trust policy of O(dest_role_arn) requires.
+    description:
+      - The C(sts:ExternalId) the trust policy of O(dest_role_arn) requires, for the module's own look-up of the
+        destination and for O(executor=local). A secret, never printed.
+      - With O(executor=codebuild) builds read it from O(external_id_parameter).
+    type: str
+  external_id_parameter:
+    description:
+      - Name of the SSM SecureString (source account and region) that holds the ExternalId for the builds; required
+        with O(external_id) and O(executor=codebuild). The CodeBuild service role needs C(ssm:GetParameters) on it.
     type: str
   batch_size:
     description: Images per build.
@@ -175,6 +184,7 @@ EXAMPLES = r"""
     dest_region: ap-northeast-2
     dest_role_arn: arn:aws:iam::222222222222:role/EcrReplicationTarget
     external_id: "{{ replication_external_id }}"
+    external_id_parameter: /cloudops/ecr-replication/222222222222/external-id
   check_mode: true
   register: plan
 
@@ -186,6 +196,7 @@ EXAMPLES = r"""
     dest_region: ap-northeast-2
     dest_role_arn: arn:aws:iam::222222222222:role/EcrReplicationTarget
     external_id: "{{ replication_external_id }}"
+    external_id_parameter: /cloudops/ecr-replication/222222222222/external-id
   register: copy
 
 - name: Start without waiting, then follow the builds
@@ -387,6 +398,12 @@ def validate(module):
             if not p["dest_role_arn"]:
                 raise OptionError("external_id", "is only used together with dest_role_arn")
             validate_external_id(p["external_id"], "external_id")
+            if p["executor"] == "codebuild" and not p["external_id_parameter"]:
+                raise OptionError(
+                    "external_id_parameter",
+                    "is required with external_id and executor=codebuild: the ExternalId reaches builds as a "
+                    "PARAMETER_STORE variable, never as PLAINTEXT",
+                )
         if p["executor"] == "codebuild" and not p["project_name"]:
             raise OptionError("project_name", "is required with executor=codebuild")
         if p["price_per_minute"] is not None and p["price_per_minute"] < 0:
@@ -504,6 +521,7 @@ def main():
         dest_account=dict(type="str"),
         dest_role_arn=dict(type="str"),
         external_id=dict(type="str", no_log=True),
+        external_id_parameter=dict(type="str"),
         batch_size=dict(type="int", default=50),
         max_concurrent_builds=dict(type="int", default=5),
         parallel_copies=dict(type="int", default=4),
@@ -602,6 +620,7 @@ def run(module):
         source_region, p["dest_region"], p["dest_account"], p["dest_role_arn"], p["external_id"],
         p["parallel_copies"], p["force_tags"], min(max_concurrent, len(batches)),
         p["copy_lifecycle_policy"], p["copy_repository_policy"],
+        external_id_parameter=p["external_id_parameter"] if p["executor"] == "codebuild" else None,
     )
     extra = {}
     if p["executor"] == "local":

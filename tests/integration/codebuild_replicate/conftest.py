@@ -31,6 +31,8 @@ class Replication:
         self.sandbox = sandbox
         self.tmp = tmp
         self.external_id = "ext-" + uuid.uuid4().hex[:12]
+        # builds read the ExternalId from this SecureString (PARAMETER_STORE), never from a PLAINTEXT override
+        self.external_id_parameter = f"/ecr-repl-test/{uuid.uuid4().hex[:8]}/external-id"
         src, tgt = sandbox.source_account, sandbox.target_account
         self.build_role_arn = f"arn:aws:iam::{src}:role/{BUILD_ROLE}"
         self.target_role_arn = f"arn:aws:iam::{tgt}:role/{TARGET_ROLE}"
@@ -51,6 +53,9 @@ class Replication:
             {"AWS": [self.build_role_arn, f"arn:aws:iam::{sb.source_account}:root"]},
             {"StringEquals": {"sts:ExternalId": self.external_id}},
         )
+        sb.client("ssm").put_parameter(
+            Name=self.external_id_parameter, Value=self.external_id, Type="SecureString", Overwrite=True
+        )
         buildspec = (REPO_ROOT / "buildspec.yml").read_text()
         codebuild = sb.client("codebuild")
         flaky_env = {"REPL_SKOPEO": str(FLAKY_SKOPEO), "FLAKY_STATE": str(self.flaky_state), "REPL_BACKOFF": "0.2"}
@@ -65,6 +70,8 @@ class Replication:
         run = self.tmp / ("run-" + uuid.uuid4().hex[:8])
         run.mkdir()
         out = run / "out.json"
+        variables.setdefault("external_id_parameter", self.external_id_parameter)
+        variables.setdefault("external_id_parameter", self.external_id_parameter)
         (run / "vars.json").write_text(json.dumps(dict(variables, out_file=str(out))))
         registered = [line.split("register: r_")[1].strip() for line in tasks.splitlines() if "register: r_" in line]
         dump = "{{ dict(%s) | to_json }}" % ", ".join("%s=r_%s | default(None)" % (n, n) for n in registered)

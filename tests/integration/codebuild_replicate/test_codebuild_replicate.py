@@ -3,6 +3,7 @@ real builds through the sandbox CodeBuild), with executor codebuild and local.""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -32,6 +33,7 @@ REPLICATE = """
     dest_region: "{{ dest_region }}"
     dest_role_arn: "{{ role_arn }}"
     external_id: "{{ external_id }}"
+    external_id_parameter: "{{ external_id_parameter }}"
     batch_size: "{{ batch_size | default(50) }}"
     max_concurrent_builds: 5
     poll_interval: 1
@@ -69,6 +71,15 @@ def assert_no_secrets(replication, builds):
     assert "FQoGZXIvYXdzEBYaD" not in text  # moto session tokens
     assert not re.search(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", text)  # secret access keys
     assert "AWS_SECRET_ACCESS_KEY" not in text and "SecretAccessKey" not in text
+    # what anyone allowed codebuild:BatchGetBuilds sees: the SecureString's name, never the ExternalId
+    ids = [b["id"] for b in builds if not b["id"].startswith("local:")]
+    if ids:
+        described = replication.sandbox.client("codebuild").batch_get_builds(ids=ids)["builds"]
+        assert replication.external_id not in json.dumps(described, default=str)
+        for build in described:
+            (variable,) = [v for v in build["environment"]["environmentVariables"] if v["name"] == "REPL_EXTERNAL_ID"]
+            assert variable == {"name": "REPL_EXTERNAL_ID", "value": replication.external_id_parameter,
+                                "type": "PARAMETER_STORE"}
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)

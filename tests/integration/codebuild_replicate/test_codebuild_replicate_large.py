@@ -27,6 +27,7 @@ PLAY = """
     dest_region: "{{ dest_region }}"
     dest_role_arn: "{{ role_arn }}"
     external_id: "{{ external_id }}"
+    external_id_parameter: "{{ external_id_parameter }}"
     batch_size: 50
     parallel_copies: 8
     poll_interval: 2

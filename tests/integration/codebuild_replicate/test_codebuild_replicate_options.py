@@ -27,6 +27,7 @@ def common(replication, **extra):
         dest_region=replication.sandbox.dest_region,
         dest_role_arn=replication.target_role_arn,
         external_id="'{{ external_id }}'",
+        external_id_parameter="'{{ external_id_parameter }}'",
         images="'{{ images }}'",
         poll_interval=1,
     )

@@ -67,9 +67,14 @@ def check_provisioned(provisioner, sandbox) -> None:
         log_group_name=log_group,
         repository_prefixes=names["repository_prefixes"],
         destination_role_arns=[dest_role_arn],
+        external_id_parameters=[f"/cloudops/ecr-replication/{dst}/external-id"],
     )
     actual = inline_policy(iam, names["codebuild_role_name"], names["codebuild_role_name"])
     assert iam_policies.action_resource_pairs(actual) == iam_policies.action_resource_pairs(expected)
+    # the ExternalId builds read (PARAMETER_STORE): a SecureString, never a plain build variable
+    ssm = sandbox.client("ssm", "source")
+    parameter = ssm.get_parameter(Name=f"/cloudops/ecr-replication/{dst}/external-id", WithDecryption=True)["Parameter"]
+    assert parameter["Type"] == "SecureString" and parameter["Value"] == provisioner.external_id
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Principal"] == {"Service": "codebuild.amazonaws.com"}
@@ -166,7 +171,9 @@ def test_provision_idempotent_check_diff_and_teardown(provisioner, sandbox):
     # teardown removes both sides, and only them; a second teardown changes nothing
     result = provisioner.run("teardown.yml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert stats(result)["changed"] == 5, changed_tasks(result)
+    assert stats(result)["changed"] == 6, changed_tasks(result)
+    parameters = sandbox.client("ssm", "source").describe_parameters()["Parameters"]
+    assert f"/cloudops/ecr-replication/{sandbox.target_account}/external-id" not in [p["Name"] for p in parameters]
     assert names["codebuild_role_name"] not in role_names(iam)
     assert names["dest_role"] not in role_names(iam_target)
     assert names["dest_read_role"] not in role_names(iam_target)

@@ -377,7 +377,9 @@ def test_reader_trust_policy_refuses_bad_principals(principals):
 def test_one_role_for_several_regions_of_the_account():
     regions = {DST_REGION, SRC_REGION}
     for builder in (p.target_permissions_policy, p.reader_permissions_policy):
-        policy = builder(region=DST_REGION, account=DST, repository_prefixes=["team-a/"], extra_regions=[SRC_REGION, DST_REGION])
+        policy = builder(
+            region=DST_REGION, account=DST, repository_prefixes=["team-a/"], extra_regions=[SRC_REGION, DST_REGION]
+        )
         repositories = {r for a, r in p.action_resource_pairs(policy) if "repository/team-a/" in r}
         assert repositories == {f"arn:aws:ecr:{r}:{DST}:repository/team-a/*" for r in regions}
     single = p.target_permissions_policy(region=DST_REGION, account=DST, repository_prefixes=["team-a/"])
@@ -389,5 +391,30 @@ def test_one_role_for_several_regions_of_the_account():
 @pytest.mark.parametrize("extra_regions", ["ap-south-1", ["mumbai"]])
 def test_extra_regions_refused(extra_regions):
     with pytest.raises(p.OptionError) as error:
-        p.reader_permissions_policy(region=DST_REGION, account=DST, repository_prefixes=["a/"], extra_regions=extra_regions)
+        p.reader_permissions_policy(
+            region=DST_REGION, account=DST, repository_prefixes=["a/"], extra_regions=extra_regions
+        )
     assert error.value.option == "extra_regions"
+
+
+def test_service_role_reads_exactly_the_external_id_parameters():
+    args = dict(
+        region="ap-south-1",
+        account="111111111111",
+        log_group_name="/aws/codebuild/ecr-replication",
+        repository_prefixes=["team-a/"],
+        destination_role_arns=["arn:aws:iam::222222222222:role/t"],
+    )
+    without = p.codebuild_service_policy(**args)
+    assert not any(s["Sid"] == "ReadExternalIds" for s in without["Statement"])
+    policy = p.codebuild_service_policy(
+        **args, external_id_parameters=["/cloudops/ecr-replication/222222222222/external-id"]
+    )
+    (statement,) = [s for s in policy["Statement"] if s["Sid"] == "ReadExternalIds"]
+    assert statement["Action"] == "ssm:GetParameters"
+    assert (
+        statement["Resource"]
+        == "arn:aws:ssm:ap-south-1:111111111111:parameter/cloudops/ecr-replication/222222222222/external-id"
+    )
+    with pytest.raises(p.OptionError, match="^external_id_parameters: "):
+        p.codebuild_service_policy(**args, external_id_parameters=["no-slash"])
