@@ -54,18 +54,33 @@ def run_playbook(
     environment = sandbox.subprocess_env(
         ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default", PWD=str(cwd), **(env or {})
     )
-    proc = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout, check=False
+    )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
-@pytest.fixture(scope="module")
-def provisioned(sandbox, tmp_path_factory):
-    """A clean destination account, and the CodeBuild project + destination role of playbooks/provision.yml."""
-    sandbox.reset_target()
+def user_args(sandbox, *more: str) -> list[str]:
+    """What a user passes to replicate.yml after provision.yml (the external ID is the one provision.yml was given;
+    the read role it created is found by its default name)."""
+    return [
+        "-e",
+        f"dest_region={sandbox.dest_region}",
+        "-e",
+        f"dest_account={sandbox.target_account}",
+        "-e",
+        f"external_id={EXTERNAL_ID}",
+        *more,
+    ]
+
+
+def provision(sandbox, cwd: Path, *more: str) -> Run:
+    """playbooks/provision.yml for the target account, both of its regions (the several-destinations test copies
+    to the second), every repository; ``more``: further ``-e`` options (native_replication, trust_caller...)."""
     run = run_playbook(
         sandbox,
         "provision.yml",
-        tmp_path_factory.mktemp("provision"),
+        cwd,
         "-e",
         f"src_region={sandbox.source_region}",
         "-e",
@@ -78,8 +93,16 @@ def provisioned(sandbox, tmp_path_factory):
         f"external_id={EXTERNAL_ID}",
         "-e",
         "all_repositories=true",
-        # the second region of the target account: the several-destinations test copies there too
+        *more,
         extra={"dest_extra_regions": [sandbox.source_region]},
     )
     assert run.returncode == 0, run.explain()
+    return run
+
+
+@pytest.fixture(scope="module")
+def provisioned(sandbox, tmp_path_factory):
+    """A clean destination account, and the CodeBuild project + destination role of playbooks/provision.yml."""
+    sandbox.reset_target()
+    provision(sandbox, tmp_path_factory.mktemp("provision"))
     return sandbox

@@ -25,23 +25,13 @@ import pytest
 from .conftest import EXTERNAL_ID
 from .conftest import PLAYBOOKS
 from .conftest import REPO_ROOT
+from .conftest import provision
 from .conftest import run_playbook
+from .conftest import user_args
 
 pytestmark = pytest.mark.sandbox
 
 POLL_LINE = re.compile(r"^(?:done after )?poll (\d+): builds (\d+) done, (\d+) running, (\d+) queued", re.M)
-
-
-def _args(sandbox, *more: str) -> list[str]:
-    return [
-        "-e",
-        f"dest_region={sandbox.dest_region}",
-        "-e",
-        f"dest_account={sandbox.target_account}",
-        "-e",
-        f"external_id={EXTERNAL_ID}",
-        *more,
-    ]
 
 
 def _start(sandbox, cwd: Path, *args: str) -> subprocess.Popen:
@@ -131,7 +121,9 @@ def test_builds_held_in_the_queue_for_400_polls_then_the_run_completes(provision
         proc = _start(
             sandbox,
             tmp_path,
-            *_args(sandbox, "-e", f"repositories={repository}", "-e", "poll_interval=0.05", "-e", "wait_timeout=900"),
+            *user_args(
+                sandbox, "-e", f"repositories={repository}", "-e", "poll_interval=0.05", "-e", "wait_timeout=900"
+            ),
         )
         output = Output(proc)
         held = output.wait_for(re.compile(r"^poll 4[0-9]{2}: builds 0 done, 0 running, 1 queued"), timeout=300)
@@ -159,7 +151,7 @@ def test_sigint_stops_the_builds_and_the_rerun_copies_only_what_is_missing(provi
         proc = _start(
             sandbox,
             tmp_path,
-            *_args(sandbox, "-e", "batch_size=10", "-e", "max_concurrent_builds=1", "-e", "poll_interval=0.2"),
+            *user_args(sandbox, "-e", "batch_size=10", "-e", "max_concurrent_builds=1", "-e", "poll_interval=0.2"),
         )
         output = Output(proc)
         first_done = output.wait_for(re.compile(r"^poll \d+: builds 1 done"), timeout=240)
@@ -186,7 +178,7 @@ def test_sigint_stops_the_builds_and_the_rerun_copies_only_what_is_missing(provi
     rerun_dir = tmp_path / "rerun"
     rerun_dir.mkdir()
     rerun = run_playbook(
-        sandbox, "replicate.yml", rerun_dir, *_args(sandbox, "-e", "batch_size=10", "-e", "poll_interval=0.5")
+        sandbox, "replicate.yml", rerun_dir, *user_args(sandbox, "-e", "batch_size=10", "-e", "poll_interval=0.5")
     )
     assert rerun.returncode == 0, rerun.explain()
     report = json.loads((rerun_dir / "reports" / "ecr-replication-report.json").read_text())
@@ -219,7 +211,7 @@ def test_bad_input_is_refused_before_any_aws_call(provisioned, tmp_path, extra, 
     proxy = CountingProxy(int(sandbox.env["SANDBOX_BASE_PORT"]), 0).start()
     try:
         run = run_playbook(
-            sandbox, "replicate.yml", tmp_path, *_args(sandbox, *extra), env={"AWS_ENDPOINT_URL": proxy.url}
+            sandbox, "replicate.yml", tmp_path, *user_args(sandbox, *extra), env={"AWS_ENDPOINT_URL": proxy.url}
         )
         calls = proxy.snapshot()
     finally:
@@ -239,7 +231,10 @@ def test_a_digest_whose_tags_all_conflict_starts_no_build_on_rerun(provisioned, 
     first = tmp_path / "first"
     first.mkdir()
     run = run_playbook(
-        sandbox, "replicate.yml", first, *_args(sandbox, "-e", f"repositories={repository}", "-e", "poll_interval=0.5")
+        sandbox,
+        "replicate.yml",
+        first,
+        *user_args(sandbox, "-e", f"repositories={repository}", "-e", "poll_interval=0.5"),
     )
     assert run.returncode == 0, run.explain()
     images = [i for i in sandbox.catalog["images"] if i["repository"] == repository and len(i["tags"] or []) == 1]
@@ -254,7 +249,7 @@ def test_a_digest_whose_tags_all_conflict_starts_no_build_on_rerun(provisioned, 
     for name in ("rerun", "rerun-again"):
         cwd = tmp_path / name
         cwd.mkdir()
-        run = run_playbook(sandbox, "replicate.yml", cwd, *_args(sandbox, "-e", f"repositories={repository}"))
+        run = run_playbook(sandbox, "replicate.yml", cwd, *user_args(sandbox, "-e", f"repositories={repository}"))
         assert run.returncode == 0, run.explain()
         assert run.recap["changed"] == 0, run.stdout[-3000:]
         report = json.loads((cwd / "reports" / "ecr-replication-report.json").read_text())
@@ -298,27 +293,7 @@ def test_local_strategy_in_the_same_account_uses_the_callers_credentials(provisi
 
 def test_local_strategy_across_accounts_after_provisioning_trusts_the_caller(provisioned, tmp_path):
     sandbox = provisioned
-    provision = run_playbook(
-        sandbox,
-        "provision.yml",
-        tmp_path,
-        "-e",
-        f"src_region={sandbox.source_region}",
-        "-e",
-        f"dest_region={sandbox.dest_region}",
-        "-e",
-        f"dest_account={sandbox.target_account}",
-        "-e",
-        "dest_profile=target",
-        "-e",
-        f"external_id={EXTERNAL_ID}",
-        "-e",
-        "all_repositories=true",
-        "-e",
-        "trust_caller=true",
-        extra={"dest_extra_regions": [sandbox.source_region]},
-    )
-    assert provision.returncode == 0, provision.explain()
+    provision(sandbox, tmp_path, "-e", "trust_caller=true")
     repository = "team-b/web"
     _clear_destination(sandbox, repository)
     cwd = tmp_path / "copy"
@@ -327,7 +302,7 @@ def test_local_strategy_across_accounts_after_provisioning_trusts_the_caller(pro
         sandbox,
         "replicate.yml",
         cwd,
-        *_args(sandbox, "-e", "strategy=local", "-e", f"repositories={repository}", "-e", "poll_interval=0.5"),
+        *user_args(sandbox, "-e", "strategy=local", "-e", f"repositories={repository}", "-e", "poll_interval=0.5"),
     )
     assert run.returncode == 0, run.explain()
     report = json.loads((cwd / "reports" / "ecr-replication-report.json").read_text())

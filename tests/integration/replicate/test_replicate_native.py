@@ -18,24 +18,15 @@ import time
 
 import pytest
 
-from .conftest import EXTERNAL_ID
+from .conftest import provision
 from .conftest import run_playbook
+from .conftest import user_args
 
 pytestmark = pytest.mark.sandbox
 
 
 def _args(sandbox, *more: str) -> list[str]:
-    return [
-        "-e",
-        f"dest_region={sandbox.dest_region}",
-        "-e",
-        f"dest_account={sandbox.target_account}",
-        "-e",
-        f"external_id={EXTERNAL_ID}",
-        "-e",
-        "poll_interval=0.5",
-        *more,
-    ]
+    return user_args(sandbox, "-e", "poll_interval=0.5", *more)
 
 
 def _tags(ecr) -> dict:
@@ -56,27 +47,7 @@ def native(provisioned, tmp_path_factory):
     sandbox = provisioned
     source_ecr = sandbox.client("ecr", "source", sandbox.source_region)
     before = source_ecr.describe_registry().get("replicationConfiguration") or {"rules": []}
-    run = run_playbook(
-        sandbox,
-        "provision.yml",
-        tmp_path_factory.mktemp("provision-native"),
-        "-e",
-        f"src_region={sandbox.source_region}",
-        "-e",
-        f"dest_region={sandbox.dest_region}",
-        "-e",
-        f"dest_account={sandbox.target_account}",
-        "-e",
-        "dest_profile=target",
-        "-e",
-        f"external_id={EXTERNAL_ID}",
-        "-e",
-        "all_repositories=true",
-        "-e",
-        "native_replication=true",
-        extra={"dest_extra_regions": [sandbox.source_region]},
-    )
-    assert run.returncode == 0, run.explain()
+    provision(sandbox, tmp_path_factory.mktemp("provision-native"), "-e", "native_replication=true")
     sandbox.reset_target()
     yield sandbox
     source_ecr.put_replication_configuration(replicationConfiguration=before)

@@ -19,24 +19,13 @@ from tests.sandbox.call_counter import CountingProxy
 
 from .conftest import EXTERNAL_ID
 from .conftest import run_playbook
+from .conftest import user_args
 
 pytestmark = pytest.mark.sandbox
 
 
 def _user_args(sandbox, *more: str) -> list[str]:
-    """What the issue promises a user needs after provision.yml (the external ID is the one provision.yml was
-    given; the read role it created is found by its default name)."""
-    return [
-        "-e",
-        f"dest_region={sandbox.dest_region}",
-        "-e",
-        f"dest_account={sandbox.target_account}",
-        "-e",
-        f"external_id={EXTERNAL_ID}",
-        "-e",
-        "poll_interval=1",
-        *more,
-    ]
+    return user_args(sandbox, "-e", "poll_interval=1", *more)
 
 
 def _report(directory: Path) -> tuple[dict, str]:
