@@ -26,7 +26,6 @@ Writes ``bench/results/<date>-<profile>.json``, ``.md`` (tables, with a modelled
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
 import json
 import math
@@ -34,7 +33,6 @@ import os
 import platform
 import shutil
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -533,7 +531,7 @@ def render(path: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--profile", choices=("small", "large"), default="large")
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"))
     parser.add_argument("--seed-images", type=int, default=int(os.environ.get("BENCH_SEED_IMAGES", "60")))
@@ -580,7 +578,7 @@ def main() -> int:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": load,
                         "python": platform.python_version(),
-                        "skopeo": subprocess.run(["skopeo", "--version"], capture_output=True, text=True).stdout.strip()},
+                        "skopeo": subprocess.run(["skopeo", "--version"], capture_output=True, text=True, check=False).stdout.strip()},
             "settings": {"provisioning_seconds": PROVISIONING_SECONDS, "concurrent_builds": CONCURRENCY,
                          "put_image_tps": PUT_IMAGE_TPS},
             "all_repositories": len(everything), "images": total, "listing_pages": pages, "runs": runs,

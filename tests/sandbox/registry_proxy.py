@@ -440,7 +440,6 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
                 conn.close()
                 self._backend = None
 
-
     def _counted_body(self):
         for data in self._iter_body():
             self.server.stats.add(written=len(data))

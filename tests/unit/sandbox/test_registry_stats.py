@@ -25,7 +25,7 @@ def test_put_peaks_sliding_window_and_calendar_second(monkeypatch):
     stats = RegistryStats("222222222222", "ap-northeast-2")
     clock = iter([10.0, 10.5, 10.9, 11.1, 11.4, 13.0])
     monkeypatch.setattr(registry_proxy.time, "time", lambda: next(clock))
-    for _ in range(6):
+    for _n in range(6):
         stats.put()
     snap = stats.snapshot()
     assert snap["manifest_puts"] == 6
@@ -59,13 +59,13 @@ def test_put_image_tps_limit_throttles_like_ecr(monkeypatch):
     now = [100.0]
     monkeypatch.setattr(registry_proxy.time, "monotonic", lambda: now[0])
     stats = RegistryStats("222222222222", "ap-northeast-2")
-    assert [stats.throttled() for _ in range(3)] == [False, False, True]  # a burst of 2, then over the limit
+    assert [stats.throttled() for _n in range(3)] == [False, False, True]  # a burst of 2, then over the limit
     now[0] += 0.5  # one token back
-    assert [stats.throttled() for _ in range(2)] == [False, True]
+    assert [stats.throttled() for _n in range(2)] == [False, True]
     assert stats.snapshot()["manifest_puts_throttled"] == 2
 
 
 def test_no_limit_by_default(monkeypatch):
     monkeypatch.delenv("SANDBOX_PUT_IMAGE_TPS", raising=False)
     stats = RegistryStats("222222222222", "ap-northeast-2")
-    assert not any(stats.throttled() for _ in range(100))
+    assert not any(stats.throttled() for _n in range(100))
