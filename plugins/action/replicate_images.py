@@ -122,11 +122,14 @@ class ActionModule(AWSActionBase):
 
     # ------------------------------------------------------------------------------------------------------
 
+    def _copy_work(self, key: str) -> List[Dict[str, Any]]:
+        """The images of a destination that a copy (a build or a local run) serves: those no backfill does."""
+        native = self.native.get(key, ())
+        return [i for i in self.work.get(key, []) if i["repository"] not in native]
+
     def _project(self):
         """The CodeBuild project (codebuild strategy), or an error for every destination with work."""
-        copied = {
-            key: [i for i in work if i["repository"] not in self.native.get(key, ())] for key, work in self.work.items()
-        }
+        copied = {key: self._copy_work(key) for key in self.work}
         if self.executor != "codebuild" or not any(copied.values()):
             return None, {}
         try:
@@ -217,8 +220,7 @@ class ActionModule(AWSActionBase):
             return {}
         wanted = {}
         for key, dest in self.destinations.items():
-            copies = [i for i in self.work.get(key, []) if i["repository"] not in self.native.get(key, ())]
-            if key not in errors and copies and dest["external_id"]:
+            if key not in errors and self._copy_work(key) and dest["external_id"]:
                 wanted[key] = dest["external_id_parameter"]
         if not wanted:
             return {}
@@ -229,7 +231,9 @@ class ActionModule(AWSActionBase):
                 found[key] = "external_id_parameter: required with an external ID and strategy codebuild"
                 continue
             try:
-                known = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])
+                known = ssm.describe_parameters(
+                    ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+                )
             except Exception as e:  # noqa: BLE001 - no permission, endpoint: the builds could not read it either
                 found[key] = "external_id_parameter: cannot look up SSM parameter %s: %s" % (name, e)
                 continue
@@ -248,8 +252,7 @@ class ActionModule(AWSActionBase):
             return {}
         found = {}
         for key, dest in self.destinations.items():
-            copies = [i for i in self.work.get(key, []) if i["repository"] not in self.native.get(key, ())]
-            if key in errors or not copies or not dest["role_arn"]:
+            if key in errors or not self._copy_work(key) or not dest["role_arn"]:
                 continue
             try:
                 ecr.assumed_role_connection(
@@ -272,8 +275,7 @@ class ActionModule(AWSActionBase):
         return wanted
 
     def _plan(self, key: str, project) -> Dict[str, Any]:
-        native = set(self.native.get(key, ()))
-        copy = [i for i in self.work[key] if i["repository"] not in native]
+        copy = self._copy_work(key)
         batches = batching.build_batches(batching.normalize_images(copy), self.args["batch_size"]) if copy else []
         compute_type = ((project or {}).get("environment") or {}).get("computeType")
         plan = batching.plan(
@@ -286,7 +288,9 @@ class ActionModule(AWSActionBase):
         plan["skipped"] = len(self.images[key]) - len(self.work[key])
         plan["executor"] = self.executor
         plan["backfill_images"] = len(self.work[key]) - len(copy)
-        plan["backfill_repositories"] = sorted(native & {i["repository"] for i in self.work[key]})
+        plan["backfill_repositories"] = sorted(
+            {i["repository"] for i in self.work[key]} - {i["repository"] for i in copy}
+        )
         plan["paths"] = self.paths.get(key, {})
         plan.pop("batches")  # per-batch detail is for codebuild_replicate's check mode; the role shows totals
         return plan
@@ -356,8 +360,7 @@ class ActionModule(AWSActionBase):
 
     def _execute(self, work: Dict[str, List[Dict[str, Any]]], project) -> Dict[str, Any]:
         try:
-            copies = any(i["repository"] not in self.native.get(k, ()) for k, images in work.items() for i in images)
-            backend = self._backend(project) if copies else None
+            backend = self._backend(project) if any(self._copy_work(key) for key in work) else None
         except validation.OptionError as e:
             return {
                 "destinations": {k: {"builds": [], "results": [], "verified": None, "error": str(e)} for k in work},
