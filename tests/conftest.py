@@ -22,4 +22,4 @@ os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS_PATH))
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-pytest_plugins = ["tests.sandbox.fixtures"]
+pytest_plugins = ["tests.sandbox.fixtures", "tests.reliability"]

@@ -57,6 +57,15 @@ def run_playbook(
     proc = subprocess.run(
         command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout, check=False
     )
+    from tests.reliability import TALLY
+
+    TALLY.secret(EXTERNAL_ID)
+    TALLY.scan(proc.stdout, f"{playbook} stdout")
+    TALLY.scan(proc.stderr, f"{playbook} stderr")
+    # the reports the run wrote (inputs a test wrote itself into cwd may hold secrets on purpose)
+    for report in (cwd / "reports").rglob("*") if (cwd / "reports").is_dir() else ():
+        if report.is_file():
+            TALLY.scan(report.read_bytes(), f"{playbook}: {report.name}")
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
