@@ -36,6 +36,7 @@ from typing import Pattern
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import compile_tag_regex
 
 STATUSES = ("present", "missing", "missing_tags", "tag_conflict")
 IMAGE_CONFIG_MEDIA_TYPES = frozenset(
@@ -127,10 +128,7 @@ def build_filters(
         include_untagged=bool(include_untagged),
     )
     if tag_regex is not None and tag_regex != "":
-        try:
-            filters.tag_regex = re.compile(tag_regex)
-        except re.error as e:
-            raise OptionError("tag_regex", f"{tag_regex!r} is not a valid regular expression: {e}") from None
+        filters.tag_regex = compile_tag_regex(tag_regex, "tag_regex")
     if pushed_after is not None and str(pushed_after).strip() != "":
         filters.pushed_after = parse_pushed_after(pushed_after, now)
     if most_recent is not None:

@@ -183,6 +183,157 @@ def validate_repository_name(name: Any, option: str, hosts: tuple = ()) -> str:
     return name
 
 
+# Tags are at most 128 characters of [A-Za-z0-9_.-] (ECR): the alphabet a tag regex can ever be matched against.
+_TAG_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_DIGITS = frozenset("0123456789")
+_WORD = _TAG_ALPHABET - frozenset(".-")
+
+
+def _regex_parser():
+    try:
+        from re import _parser as parser  # Python >= 3.11
+    except ImportError:  # pragma: no cover - Python < 3.11
+        import sre_parse as parser  # pylint: disable=deprecated-module
+    return parser
+
+
+def _char_set(op, av, constants) -> frozenset | None:
+    """The tag characters one single-character element matches; None when the element is not one."""
+    if op is constants.LITERAL:
+        return _TAG_ALPHABET & {chr(av)}
+    if op is constants.NOT_LITERAL:
+        return _TAG_ALPHABET - {chr(av)}
+    if op is constants.ANY:
+        return _TAG_ALPHABET
+    if op is not constants.IN:
+        return None
+    chars: set = set()
+    negate = False
+    categories = {
+        constants.CATEGORY_DIGIT: _DIGITS,
+        constants.CATEGORY_NOT_DIGIT: _TAG_ALPHABET - _DIGITS,
+        constants.CATEGORY_WORD: _WORD,
+        constants.CATEGORY_NOT_WORD: _TAG_ALPHABET - _WORD,
+        constants.CATEGORY_SPACE: frozenset(),
+        constants.CATEGORY_NOT_SPACE: _TAG_ALPHABET,
+    }
+    for item_op, item in av:
+        if item_op is constants.NEGATE:
+            negate = True
+        elif item_op is constants.LITERAL:
+            chars |= {chr(item)}
+        elif item_op is constants.RANGE:
+            chars |= {c for c in _TAG_ALPHABET if item[0] <= ord(c) <= item[1]}
+        elif item_op is constants.CATEGORY:
+            chars |= categories.get(item, _TAG_ALPHABET)
+        else:
+            chars |= _TAG_ALPHABET
+    return frozenset(_TAG_ALPHABET - chars if negate else _TAG_ALPHABET & chars)
+
+
+def _regex_nodes(parsed, constants):
+    """Every (op, av) of a parsed pattern, depth first; repeats, groups and branches included."""
+    for op, av in parsed:
+        yield op, av
+        if op in (constants.MAX_REPEAT, constants.MIN_REPEAT):
+            yield from _regex_nodes(av[2], constants)
+        elif op is constants.SUBPATTERN:
+            yield from _regex_nodes(av[-1], constants)
+        elif op is constants.BRANCH:
+            for branch in av[1]:
+                yield from _regex_nodes(branch, constants)
+
+
+def _alphabet(parsed, constants) -> frozenset:
+    chars: frozenset = frozenset()
+    for op, av in _regex_nodes(parsed, constants):
+        single = _char_set(op, av, constants)
+        if single is not None:
+            chars |= single
+        elif op in (constants.GROUPREF, constants.GROUPREF_EXISTS):
+            chars |= _TAG_ALPHABET
+    return chars
+
+
+def _mandatory_chars(parsed, constants) -> list:
+    """The single-character elements a match of ``parsed`` must consume, outside any repeat."""
+    found = []
+    for op, av in parsed:
+        single = _char_set(op, av, constants)
+        if single is not None:
+            found.append(single)
+        elif op is constants.SUBPATTERN:
+            found.extend(_mandatory_chars(av[-1], constants))
+    return found
+
+
+def _first_chars(parsed, constants) -> frozenset:
+    first: frozenset = frozenset()
+    for op, av in parsed:
+        single = _char_set(op, av, constants)
+        if single is not None:
+            return first | single
+        if op is constants.SUBPATTERN:
+            return first | _first_chars(av[-1], constants)
+        if op is constants.BRANCH:
+            return first | frozenset().union(*(_first_chars(b, constants) for b in av[1]))
+        if op in (constants.MAX_REPEAT, constants.MIN_REPEAT):
+            first |= _first_chars(av[2], constants)
+            if av[0] > 0:
+                return first
+        elif op is not constants.AT:
+            return _TAG_ALPHABET
+    return first
+
+
+def _ambiguous_repeat(body, constants) -> str:
+    """Why repeating ``body`` can backtrack exponentially, or "" (the two shapes ReDoS checkers flag)."""
+    # the parts of the body that can match strings of several lengths: a repeat like a+, a?, a{1,3}, and a branch
+    # with an empty alternative (the parser turns a|aa into a(?:|a))
+    variable = [_alphabet(av[2], constants) for op, av in _regex_nodes(body, constants)
+                if op in (constants.MAX_REPEAT, constants.MIN_REPEAT) and av[0] < av[1]]
+    variable += [_alphabet([(op, av)], constants) for op, av in _regex_nodes(body, constants)
+                 if op is constants.BRANCH and any(not branch for branch in av[1])]
+    if variable:
+        # (a+)+, (\w+\s?)*, (.*a){20}, (a|aa)+: the variable parts can take every character the body must match,
+        # so a string can be split between the repetitions in exponentially many ways. (\d+\.)+ is safe: the
+        # dot is not a digit.
+        variable_chars = frozenset().union(*variable)
+        if all(chars <= variable_chars for chars in _mandatory_chars(body, constants)):
+            return "a repeated group can match the same text in several ways (nested quantifiers)"
+    for op, av in body:
+        if op is constants.SUBPATTERN:
+            return _ambiguous_repeat(av[-1], constants)
+        if op is constants.BRANCH:
+            firsts = [_first_chars(branch, constants) for branch in av[1]]
+            for n, first in enumerate(firsts):
+                if any(first & other for other in firsts[n + 1:]):
+                    return "a repeated alternation has branches that can start with the same character"
+    return ""
+
+
+def compile_tag_regex(value: Any, option: str) -> "re.Pattern[str]":
+    """A tag filter regex: valid, and free of the shapes that backtrack exponentially on a 128-character tag
+    (Python's ``re`` has no time limit: one such tag in a registry of thousands would hang the run)."""
+    text = "" if value is None else str(value)
+    try:
+        pattern = re.compile(text)
+    except re.error as e:
+        raise OptionError(option, f"{text!r} is not a valid regular expression: {e}") from None
+    parser = _regex_parser()
+    constants = getattr(parser, "_constants", None) or parser
+    for op, av in _regex_nodes(parser.parse(text), constants):
+        if op in (constants.MAX_REPEAT, constants.MIN_REPEAT) and av[1] > 1:
+            why = _ambiguous_repeat(av[2], constants)
+            if why:
+                raise OptionError(
+                    option,
+                    f"{text!r} can take exponential time on a long tag (catastrophic backtracking: {why}); "
+                    "rewrite it, e.g. (a+)+ as a+, (\\w+\\s?)* as [\\w\\s]*",
+                )
+    return pattern
+
+
 def validate_int(value: Any, option: str, minimum: int, maximum: int, why: str = "") -> int:
     """An integer between ``minimum`` and ``maximum`` (strings of digits from ``-e`` accepted)."""
     number: Optional[int] = None
@@ -296,12 +447,7 @@ def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
         )
     out["tag_regex"] = params.get("tag_regex") or ""
     if out["tag_regex"]:
-        try:
-            re.compile(out["tag_regex"])
-        except re.error as e:
-            raise OptionError(
-                name("tag_regex"), f"{out['tag_regex']!r} is not a valid regular expression: {e}"
-            ) from None
+        compile_tag_regex(out["tag_regex"], name("tag_regex"))
     out["pushed_after"] = params.get("pushed_after") or ""
     if out["pushed_after"]:
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils.image_catalog import parse_pushed_after
