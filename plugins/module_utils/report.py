@@ -154,6 +154,13 @@ def image_outcome(
     result_error = (result or {}).get("error")
     if verified is not None and entry["status_after"] == STATUS_PRESENT:
         entry["outcome"] = OUTCOME_COPIED
+        if force_tags and planned.get("conflicting_tags"):
+            # what force_tags overwrote, so that it can be put back: the digest each tag named before this run
+            entry["moved_tags"] = [
+                {"tag": str(c["tag"]), "previous_digest": str(c["destination_digest"])}
+                for c in planned["conflicting_tags"]
+                if isinstance(c, Mapping) and c.get("tag") and c.get("destination_digest")
+            ]
         return entry
     if result_status == STATUS_TAG_CONFLICT or (
         not force_tags and entry["status_after"] == STATUS_TAG_CONFLICT and result_status != "failed"
@@ -419,6 +426,18 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if conflicts:
         lines += ["", "## Tag conflicts (not overwritten)", ""]
         lines += _table(["Destination", "Repository", "Digest", "Tags", "Reason"], (_image_row(i) for i in conflicts))
+
+    moved = [(i, m) for i in report["images"] for m in i.get("moved_tags") or ()]
+    if moved:
+        lines += ["", "## Tags moved (force_tags): the digest each named before", ""]
+        lines += _table(
+            ["Destination", "Repository", "Tag", "Previous digest", "Now"],
+            (
+                [f"{i['destination_account']}/{i['destination_region']}", i["repository"], m["tag"],
+                 m["previous_digest"], i["digest"]]
+                for i, m in moved
+            ),
+        )
 
     lines += ["", "## Per repository", ""]
     with_paths = any(dest.get("paths") for dest in report["destinations"])

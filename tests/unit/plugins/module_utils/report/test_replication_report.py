@@ -167,6 +167,26 @@ def test_force_tags_makes_conflicts_work_items():
     assert report["force_tags"] is True
 
 
+def test_force_tags_records_the_digest_each_moved_tag_named_before():
+    before = planned()
+    (conflict,) = [i for i in before if i["digest"] == D4]
+    conflict["conflicting_tags"] = [{"tag": "stable", "destination_digest": D1}]
+    verified = [dict(i, destination_status="present") for i in before]
+    report = r.build_report(
+        source={}, destinations=[dest(planned=before, verified=verified)], strategy="codebuild", dry_run=False,
+        force_tags=True,
+    )
+    assert by_digest(report)[D4]["moved_tags"] == [{"tag": "stable", "previous_digest": D1}]
+    assert "moved_tags" not in by_digest(report)[D1]
+    markdown = r.render_markdown(report)
+    assert "## Tags moved (force_tags)" in markdown and D1 in markdown.split("## Tags moved")[1]
+    # without force_tags nothing moves, and nothing is recorded as moved
+    kept = r.build_report(
+        source={}, destinations=[dest(planned=before, verified=verified)], strategy="codebuild", dry_run=False
+    )
+    assert "moved_tags" not in by_digest(kept)[D4]
+
+
 def test_tag_conflict_reported_by_copy():
     results = [{"repository": "app/web", "digest": D1, "status": "tag_conflict", "error": "tag v2 is immutable"}]
     verified = [dict(i, destination_status="present") for i in planned()]
