@@ -392,6 +392,11 @@ class ActionModule(AWSActionBase):
                 else None
             ),
             native=self.native,
+            # builds assume the destination role where the controller cannot: the first build of each such
+            # destination runs alone, and a role it cannot assume stops that destination after one build
+            prove_first=[
+                key for key, dest in self.destinations.items() if self.executor == "codebuild" and dest["role_arn"]
+            ],
         )
 
         def stop(signum, _frame):

@@ -19,6 +19,14 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils.action_sp
 from ansible_collections.cloudops.ecr_replication.plugins.plugin_utils.aws_action import AWSActionBase
 
 
+def _known_regions(region: str) -> frozenset:
+    """The ECR regions of the region's partition that this botocore knows (its endpoint data, no AWS call)."""
+    import botocore.session
+
+    partition = validation.partition_for_region(region)
+    return frozenset(botocore.session.get_session().get_available_regions("ecr", partition_name=partition))
+
+
 class ActionModule(AWSActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -29,6 +37,8 @@ class ActionModule(AWSActionBase):
             params["source_region"] = self.region or ""
         try:
             checked = validation.check_replicate_inputs(params, prefix)
+            known = _known_regions(checked["source_region"])
+            validation.check_known_region(checked["source_region"], prefix + "source_region", known)
             source_account = checked["source_account"]
             if not source_account:
                 # the first AWS call of a run, and a read-only one: every option above is already checked
@@ -36,6 +46,9 @@ class ActionModule(AWSActionBase):
             destinations = validation.resolve_destinations(
                 params, source_account, checked["source_region"], checked["executor"], prefix
             )
+            for n, d in enumerate(destinations):
+                where = prefix + ("destinations[%d].region" % n if params.get("destinations") else "dest_region")
+                validation.check_known_region(d["region"], where, _known_regions(d["region"]))
             registries = [(source_account, checked["source_region"])] + [
                 (d["account"], d["region"]) for d in destinations
             ]

@@ -21,6 +21,7 @@ variables; ``build_batches`` also closes a batch before it needs more than ``MAX
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 from typing import Dict
 from typing import Iterable
@@ -162,6 +163,24 @@ def normalize_images(images: Any) -> List[Dict[str, Any]]:
         seen[key] = entry
         result.append(entry)
     return result
+
+
+def check_source_registry(images: Any, account: str, option: str = "images") -> None:
+    """Builds copy from the registry of their own account: an image listed from another registry (its
+    ``registry_id``, or the account in its ``uri``) would fail in every build, or copy a namesake."""
+    for n, image in enumerate(images or ()):
+        if not isinstance(image, dict):
+            continue
+        owner = str(image.get("registry_id") or "")
+        uri = str(image.get("uri") or image.get("repository_uri") or image.get("image_uri") or "")
+        if not owner and re.match(r"^\d{12}\.dkr\.ecr\.", uri):
+            owner = uri[:12]
+        if owner and owner != account:
+            raise OptionError(
+                option,
+                "images[%d] (%s) is from registry %s, not from the source registry %s that the builds copy from; "
+                "list the images with ecr_image_info in the source account" % (n, image.get("repository"), owner, account),
+            )
 
 
 def select_images(images: List[Dict[str, Any]], skip_present: bool = True, force_tags: bool = False):

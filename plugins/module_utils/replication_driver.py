@@ -28,6 +28,7 @@ the ``compare`` callable do the I/O, which is what lets unit tests drive hours o
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -37,6 +38,7 @@ from typing import Any
 from typing import Callable
 from typing import Deque
 from typing import Dict
+from typing import Iterable
 from typing import List
 from typing import Optional
 
@@ -55,6 +57,10 @@ BACKOFF_FIRST = 2.0
 BACKOFF_MAX = 300.0
 STOP_GRACE_SECONDS = 300.0  # following stopped builds to their end
 QUEUED_PHASES = ("SUBMITTED", "QUEUED", "PROVISIONING")
+
+
+# what makes a build fail before it copies anything, whatever the image: its credentials for the destination
+_CANNOT_START = re.compile(r"assume|ExternalId|AccessDenied|not authorized|credentials", re.I)
 
 
 def backoff(attempt: int, first: float = BACKOFF_FIRST, cap: float = BACKOFF_MAX, rand=random.random) -> float:
@@ -112,6 +118,9 @@ class DestinationRun:
     done: bool = False
     start_failures: int = 0
     stopped: List[str] = field(default_factory=list)
+    # False until a build of this destination has copied something: until then a single build runs, so that a
+    # destination role the builds cannot assume (wrong ExternalId, wrong trust) costs one build, not all of them
+    proven: bool = True
 
     @property
     def running(self) -> List[Build]:
@@ -148,6 +157,7 @@ class Driver:
         watch: Optional[Callable[[], Optional[str]]] = None,
         native_backend: Any = None,
         native: Optional[Dict[str, Any]] = None,
+        prove_first: Iterable[str] = (),
     ):
         self.backend = backend
         # the repositories of each destination that go through ECR's own replication (a backfill) in round 1
@@ -172,6 +182,9 @@ class Driver:
         # called once per loop: a reason to stop (say, the process that started the run is gone), or None
         self.watch = watch
         self.runs = {key: DestinationRun(key, {}, list(images)) for key, images in destinations.items()}
+        for key in prove_first:
+            if key in self.runs:
+                self.runs[key].proven = False
         self.stop_reason: Optional[str] = None
         self.polls = 0
         self.started_at = 0.0
@@ -267,7 +280,7 @@ class Driver:
         self._start_native()
         keys = list(self.runs)
         while self._running_count() < self.max_concurrent and self.clock() >= self._start_blocked_until:
-            waiting = [k for k in keys if self.runs[k].queue and not self.runs[k].done]
+            waiting = [k for k in keys if self.runs[k].queue and not self.runs[k].done and self._may_start(self.runs[k])]
             if not waiting:
                 return
             # round-robin, so that no destination waits for another's whole queue
@@ -275,6 +288,10 @@ class Driver:
             self._next_destination = (keys.index(key) + 1) % len(keys)
             if self._start(self.runs[key], self.runs[key].queue[0], native=False) == "blocked":
                 return
+
+    @staticmethod
+    def _may_start(run: DestinationRun) -> bool:
+        return run.proven or not any(not b.native for b in run.running)
 
     def _start(self, run: DestinationRun, batch: List[Dict[str, Any]], native: bool) -> str:
         """Start the batch at the head of a queue: ``started``, ``blocked`` (no start before the back-off ends; the
@@ -367,11 +384,28 @@ class Driver:
         run = self.runs[build.destination]
         for result in replication_results.parse_lines(build.lines):
             run.results[image_key(result)] = dict(result, build_id=build.id)
+            if result.get("status") != "failed":
+                run.proven = True
 
     def _finish(self, build: Build) -> None:
         run = self.runs[build.destination]
-        for result in results_for(build.as_record(), build.lines, build.batch):
+        results = results_for(build.as_record(), build.lines, build.batch)
+        for result in results:
             run.results[image_key(result)] = dict(result, build_id=build.id)
+        if run.proven or build.native or build.stop_requested:
+            return
+        errors = {str(r.get("error") or "") for r in results if r.get("status") == "failed"}
+        every_image_failed = results and all(r.get("status") == "failed" for r in results)
+        if every_image_failed and len(errors) == 1 and (len(results) > 1 or _CANNOT_START.search(errors.pop())):
+            cause = str(results[0].get("error") or build.status)
+            self._give_up(
+                run,
+                "the first build (%s) failed for every image with the same cause, so no other build was started "
+                "for this destination: %s (if the builds cannot assume the destination role: check dest_role_arn, "
+                "its trust policy and the ExternalId in external_id_parameter)" % (build.id, cause),
+            )
+            return
+        run.proven = True  # failures of single images: the builds can work, the next ones run side by side
 
     def _end_rounds(self) -> None:
         ended = [r for r in self.runs.values() if not r.done and not r.queue and not r.native_queue and not r.running]

@@ -81,6 +81,17 @@ def validate_region(value: Any, option: str) -> str:
     )
 
 
+def check_known_region(region: str, option: str, known: frozenset) -> None:
+    """A well-formed region name that no endpoint serves would fail only at the first call, after other regions
+    were already read or written; ``known`` comes from the endpoint data of the installed botocore."""
+    if known and region not in known:
+        raise OptionError(
+            option,
+            f"{region!r} is not an ECR region this botocore knows (a typo? otherwise upgrade botocore); known: "
+            + ", ".join(sorted(known)),
+        )
+
+
 def validate_role_arn(value: Any, option: str) -> str:
     return _matching(
         value,

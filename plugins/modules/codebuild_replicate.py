@@ -563,6 +563,10 @@ def run(module):
         module.fail_json(msg=str(e), option="images")
 
     source_account = module.client("sts").get_caller_identity()["Account"]
+    try:
+        batching.check_source_registry(p["images"], source_account)
+    except OptionError as e:
+        module.fail_json(msg=str(e), option="images")
     dest_account = p["dest_account"] or (p["dest_role_arn"].split(":")[4] if p["dest_role_arn"] else source_account)
     if p["dest_region"] == source_region and dest_account == source_account:
         module.fail_json(

@@ -257,6 +257,26 @@ def test_a_digest_whose_tags_all_conflict_starts_no_build_on_rerun(provisioned, 
         (entry,) = [i for i in report["images"] if i["digest"] == moved["digest"]]
         assert entry["outcome"] == "tag_conflict" and moved["tags"][0] in entry["reason"]
 
+    # told to: the tag moves back to the source's digest, and the report says where it pointed before
+    before = _source_snapshot(sandbox)
+    forced = tmp_path / "forced"
+    forced.mkdir()
+    run = run_playbook(
+        sandbox,
+        "replicate.yml",
+        forced,
+        *user_args(sandbox, "-e", f"repositories={repository}", "-e", "force_tags=true", "-e", "poll_interval=0.5"),
+    )
+    assert run.returncode == 0, run.explain()
+    report = json.loads((forced / "reports" / "ecr-replication-report.json").read_text())
+    (entry,) = [i for i in report["images"] if i["digest"] == moved["digest"]]
+    assert entry["outcome"] == "copied", entry
+    assert entry["moved_tags"] == [{"tag": moved["tags"][0], "previous_digest": other["digest"]}]
+    described = target.describe_images(repositoryName=repository, imageIds=[{"imageTag": moved["tags"][0]}])
+    assert described["imageDetails"][0]["imageDigest"] == moved["digest"]
+    assert other["digest"] in (forced / "reports" / "ecr-replication-report.md").read_text()
+    assert _source_snapshot(sandbox) == before, "strategy codebuild changed the source"
+
 
 def test_local_strategy_in_the_same_account_uses_the_callers_credentials(provisioned, tmp_path):
     """No role to make: the other region of the source account, copied with the credentials of the play."""
@@ -267,6 +287,7 @@ def test_local_strategy_in_the_same_account_uses_the_callers_credentials(provisi
         other.delete_repository(repositoryName=repository, force=True)
     except other.exceptions.RepositoryNotFoundException:
         pass
+    before = _source_snapshot(sandbox)
     run = run_playbook(
         sandbox,
         "replicate.yml",
@@ -287,6 +308,7 @@ def test_local_strategy_in_the_same_account_uses_the_callers_credentials(provisi
         expected = [i for i in sandbox.catalog["images"] if i["repository"] == repository]
         assert report["summary"]["success"] and report["summary"]["copied"] == len(expected)
         assert report["destinations"][0]["summary"]["account"] == sandbox.source_account
+        assert _source_snapshot(sandbox) == before, "strategy local (same account) changed the source"
     finally:
         other.delete_repository(repositoryName=repository, force=True)
 
@@ -298,6 +320,7 @@ def test_local_strategy_across_accounts_after_provisioning_trusts_the_caller(pro
     _clear_destination(sandbox, repository)
     cwd = tmp_path / "copy"
     cwd.mkdir()
+    before = _source_snapshot(sandbox)
     run = run_playbook(
         sandbox,
         "replicate.yml",
@@ -305,6 +328,7 @@ def test_local_strategy_across_accounts_after_provisioning_trusts_the_caller(pro
         *user_args(sandbox, "-e", "strategy=local", "-e", f"repositories={repository}", "-e", "poll_interval=0.5"),
     )
     assert run.returncode == 0, run.explain()
+    assert _source_snapshot(sandbox) == before, "strategy local (across accounts) changed the source"
     report = json.loads((cwd / "reports" / "ecr-replication-report.json").read_text())
     expected = [i for i in sandbox.catalog["images"] if i["repository"] == repository]
     assert report["summary"]["success"] and report["summary"]["copied"] == len(expected)

@@ -132,3 +132,19 @@ def test_plan_and_cost():
     assert medium["estimated_cost_usd"] == pytest.approx(medium["estimated_build_minutes"] * 0.01)
     assert batching.plan(batches, price_per_minute=1.0)["estimated_cost_usd"] == plan["estimated_build_minutes"]
     assert batching.plan([])["builds"] == 0
+
+
+def test_an_image_list_from_another_registry_is_refused_naming_the_option():
+    from ansible_collections.cloudops.ecr_replication.plugins.module_utils.batching import check_source_registry
+    from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validation import OptionError
+
+    ours = {"repository": "app/web", "digest": "sha256:" + "1" * 64, "registry_id": "111111111111"}
+    check_source_registry([ours], "111111111111")
+    for foreign in (
+        dict(ours, registry_id="333333333333"),
+        {"repository": "app/web", "digest": ours["digest"], "uri": "333333333333.dkr.ecr.ap-south-1.amazonaws.com/app/web"},
+    ):
+        with pytest.raises(OptionError) as caught:
+            check_source_registry([ours, foreign], "111111111111")
+        assert caught.value.option == "images" and "images[1]" in caught.value.message
+        assert "333333333333" in caught.value.message

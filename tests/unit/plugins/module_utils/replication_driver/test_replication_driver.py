@@ -50,8 +50,11 @@ class Clock:
 class Backend:
     """Builds take ``polls_to_finish`` polls; scripted failures for start and poll."""
 
-    def __init__(self, clock, polls_to_finish=3, queue_full=0, poll_errors=(), fail_images=(), never_ends=False):
+    def __init__(
+        self, clock, polls_to_finish=3, queue_full=0, poll_errors=(), fail_images=(), never_ends=False, fail_all_with=None
+    ):
         self.clock = clock
+        self.fail_all_with = fail_all_with
         self.polls_to_finish = polls_to_finish
         self.queue_full = queue_full
         self.poll_errors = set(poll_errors)
@@ -86,6 +89,8 @@ class Backend:
                 build["polls"] += 1
                 if build.get("stop"):
                     build["status"] = "STOPPED"
+                elif build["polls"] >= self.polls_to_finish and self.fail_all_with:
+                    build["status"] = "FAILED"
                 elif build["polls"] >= self.polls_to_finish and not self.never_ends:
                     build["status"] = "SUCCEEDED"
                     for image in build["batch"]:
@@ -100,12 +105,12 @@ class Backend:
 
     def new_lines(self, build_id):
         build = self.builds[build_id]
-        if build["status"] != "SUCCEEDED" or build["sent"]:
+        if build["status"] not in ("SUCCEEDED", "FAILED") or build["sent"]:
             return []
         build["sent"] = True
         lines = []
         for image in build["batch"]:
-            ok = image["digest"] not in self.fail_images
+            ok = image["digest"] not in self.fail_images and not self.fail_all_with
             lines.append(
                 rr.format_result(
                     {
@@ -113,7 +118,7 @@ class Backend:
                         "digest": image["digest"],
                         "status": "copied" if ok else "failed",
                         "bytes": 10 if ok else 0,
-                        "error": None if ok else "manifest unknown",
+                        "error": None if ok else (self.fail_all_with or "manifest unknown"),
                     }
                 )
             )
@@ -296,3 +301,44 @@ def test_polls_failing_forever_end_at_the_timeout_with_builds_stopped(fail_poll_
     backend = Backend(clock, poll_errors=set(range(1, 10**6)))
     result = make(backend, clock, {"d": images(2)}, wait_timeout=3600).run()
     assert result["stopped"] and backend.stopped == ["b1"]
+
+
+KEY = "222222222222/ap-northeast-2"
+ASSUME_FAILED = (
+    "RuntimeError: cannot assume the destination role arn:aws:iam::222222222222:role/ecr-replication-target: "
+    "AccessDenied: not authorized to perform sts:AssumeRole"
+)
+
+
+def test_a_destination_whose_first_build_cannot_assume_its_role_starts_no_other_build():
+    clock = Clock()
+    backend = Backend(clock, polls_to_finish=2, fail_all_with=ASSUME_FAILED)
+    result = make(backend, clock, {KEY: images(40)}, batch_size=4, max_concurrent=3, prove_first=[KEY]).run()
+    assert backend.started == ["b1"], "the other 9 batches must not start (they would all fail, and be billed)"
+    error = result["destinations"][KEY]["error"]
+    assert "no other build was started" in error and "cannot assume the destination role" in error
+
+
+def test_without_prove_first_every_batch_starts_and_fails():
+    """What prove_first saves: the same role failure costs all ten builds."""
+    clock = Clock()
+    backend = Backend(clock, polls_to_finish=2, fail_all_with=ASSUME_FAILED)
+    make(backend, clock, {KEY: images(40)}, batch_size=4, max_concurrent=3, max_rounds=1).run()
+    assert len(backend.started) == 10
+
+
+def test_a_proven_destination_runs_its_builds_side_by_side():
+    clock = Clock()
+    backend = Backend(clock, polls_to_finish=2)
+    result = make(backend, clock, {KEY: images(40)}, batch_size=4, max_concurrent=3, prove_first=[KEY]).run()
+    assert len(backend.started) == 10 and backend.max_running == 3
+    assert result["counts"]["copied"] == 40 and result["destinations"][KEY]["error"] is None
+
+
+def test_single_image_failures_in_the_first_build_do_not_stop_the_destination():
+    clock = Clock()
+    work = images(8)
+    backend = Backend(clock, polls_to_finish=2, fail_images={work[0]["digest"]})
+    result = make(backend, clock, {KEY: work}, batch_size=4, max_concurrent=2, max_rounds=1, prove_first=[KEY]).run()
+    assert len(backend.started) == 2 and result["destinations"][KEY]["error"] is None
+    assert result["counts"]["copied"] == 7
