@@ -37,6 +37,7 @@ class FilterModule:
             for name in (
                 "codebuild_trust_policy",
                 "codebuild_service_policy",
+                "codebuild_operator_policy",
                 "target_trust_policy",
                 "target_permissions_policy",
                 "reader_trust_policy",

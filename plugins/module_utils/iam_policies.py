@@ -96,6 +96,44 @@ LOGS_WRITE_ACTIONS = (
     "logs:PutLogEvents",
 )
 
+# What the replication driver (replicate_images, strategy codebuild) calls on the project: start a batch's build,
+# follow it, stop it on timeout or cancel, read the project (its concurrentBuildLimit), and read the build logs.
+CODEBUILD_OPERATOR_ACTIONS = (
+    "codebuild:BatchGetBuilds",
+    "codebuild:BatchGetProjects",
+    "codebuild:StartBuild",
+    "codebuild:StopBuild",
+)
+LOGS_READ_ACTIONS = ("logs:GetLogEvents",)
+
+# StartBuild fields the driver never sends, by the condition key CodeBuild sets when a request carries one. Each
+# key is denied in a statement of its own (the keys of one Null block are ANDed: one statement naming them all
+# would refuse only a request that carried every one). buildspecOverride (codebuild:source.buildspec, which
+# supports only Null) would run any commands as the service role; the others swap the source, image, role,
+# privileges, logs or outputs of the build. Never denied: environmentVariablesOverride (codebuild:environment,
+# codebuild:environment.environmentVariables), which carries every batch.
+CODEBUILD_DENIED_OVERRIDE_KEYS = (
+    "codebuild:source.buildspec",
+    "codebuild:source",
+    "codebuild:source.location",
+    "codebuild:secondarySources",
+    "codebuild:artifacts",
+    "codebuild:secondaryArtifacts",
+    "codebuild:cache",
+    "codebuild:environment.image",
+    "codebuild:environment.type",
+    "codebuild:environment.computeType",
+    "codebuild:environment.certificate",
+    "codebuild:environment.privilegedMode",
+    "codebuild:environment.registryCredential",
+    "codebuild:serviceRole",
+    "codebuild:logsConfig",
+    "codebuild:encryptionKey",
+)
+# Every variable the driver passes is REPL_* (replicator.ENV_DOC, batching.batch_env); any other name (BASH_ENV,
+# LD_PRELOAD, PYTHONPATH, PATH, ...) can make the build's shell or python3 run something else.
+CODEBUILD_ALLOWED_VARIABLE_NAMES = ("REPL_*",)
+
 ECR_AUTH_ACTION = "ecr:GetAuthorizationToken"
 STS_ASSUME_ROLE_ACTION = "sts:AssumeRole"
 CODEBUILD_SERVICE_PRINCIPAL = "codebuild.amazonaws.com"
@@ -236,6 +274,57 @@ def codebuild_service_policy(
             if external_id_parameters
             else []
         ),
+    }
+
+
+def _deny_sid(key: str) -> str:
+    """``codebuild:environment.privilegedMode`` -> ``DenyEnvironmentPrivilegedModeOverride``."""
+    words = re.split(r"[^A-Za-z0-9]+", key.split(":", 1)[1])
+    return "Deny" + "".join(w[:1].upper() + w[1:] for w in words if w) + "Override"
+
+
+def codebuild_operator_policy(*, region: str, account: str, project_name: str, log_group_name: str) -> dict:
+    """The customer managed policy of the people and roles that run the replication with ``strategy: codebuild``:
+    start, follow, stop and read exactly this project's builds, read their logs; and never with a buildspec (or
+    another override the driver does not send) nor a variable outside ``REPL_*``. An explicit Deny wins over any
+    Allow the principal has elsewhere, so attaching this policy also fences a broader ``codebuild:StartBuild``."""
+    region = validate_region(region, "region")
+    account = validate_account_id(account, "account")
+    project_name = validate_name(project_name, "project_name")
+    log_group_name = validate_log_group_name(log_group_name, "log_group_name")
+    project = codebuild_project_arn(region, account, project_name)
+    denies = [
+        {
+            "Sid": _deny_sid(key),
+            "Effect": "Deny",
+            "Action": "codebuild:StartBuild",
+            "Resource": project,
+            "Condition": {"Null": {key: "false"}},
+        }
+        for key in CODEBUILD_DENIED_OVERRIDE_KEYS
+    ]
+    denies.append(
+        {
+            "Sid": "DenyVariablesOutsideReplication",
+            "Effect": "Deny",
+            "Action": "codebuild:StartBuild",
+            "Resource": project,
+            "Condition": {
+                "ForAnyValue:StringNotLike": {
+                    "codebuild:environment.environmentVariables.name": list(CODEBUILD_ALLOWED_VARIABLE_NAMES)
+                }
+            },
+        }
+    )
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            _statement("RunReplicationBuilds", CODEBUILD_OPERATOR_ACTIONS, [project]),
+            _statement(
+                "ReadReplicationBuildLogs", LOGS_READ_ACTIONS, [log_group_arns(region, account, log_group_name)[1]]
+            ),
+        ]
+        + denies,
     }
 
 

@@ -11,11 +11,20 @@ sandbox front evaluates the calls of assumed roles itself, against the role's in
   the request is signed for; ``DescribeRepositories`` without names lists the registry, ``repository/*``;
   registry-wide operations (``GetAuthorizationToken``, registry policy, replication) act on ``*``;
 - an explicit ``Deny`` wins, else an ``Allow`` whose ``Action``/``NotAction`` and ``Resource``/``NotResource``
-  match is needed for every resource. A statement with a ``Condition`` is not evaluated: as an ``Allow`` it
-  grants nothing, as a ``Deny`` it applies (the strict reading; the collection's identity policies have none).
+  match is needed for every resource. Conditions (:func:`condition_matches`) are evaluated against the request
+  context the caller gives (CodeBuild ``StartBuild``: :func:`codebuild_start_build_context`; ECR
+  ``CreateRepository`` with a KMS key: ``kms:ViaService``), with the operators ``Null``, ``String(Not)Equals``,
+  ``String(Not)Like``, their ``ForAnyValue:``/``ForAllValues:`` forms and ``...IfExists``, as IAM evaluates them
+  (a key missing from the context: ``Null`` true, a negated operator true, the others false). A statement with any
+  other operator is not evaluated: as an ``Allow`` it grants nothing, as a ``Deny`` it applies (the strict reading).
+
+CodeBuild (:func:`check_codebuild`): ``StartBuild``, ``StopBuild``, ``BatchGetBuilds`` and ``BatchGetProjects`` of an
+assumed role are checked as ``codebuild:<Operation>`` on the project ARNs the call names (a build id is
+``<project>:<uuid>``); ``StartBuild`` with its override fields as condition keys.
 
 Not checked: IAM users and account roots (the sandbox administrator), the administrator role of the target
-account, roles tagged ``sandbox:unrestricted`` (test fixtures that are not about permissions), session policies,
+account, roles tagged ``sandbox:unrestricted`` (test fixtures that are not about permissions), other CodeBuild
+operations, session policies,
 permission boundaries, and the registry data plane (a push is authorised by the registry token, as
 ``GetAuthorizationToken`` was).
 
@@ -56,18 +65,19 @@ class Denied(Exception):
     caller: str
     action: str
     resource: str
+    explicit: bool = False
 
     def __str__(self) -> str:
-        return (
-            f"User: {self.caller} is not authorized to perform: {self.action} on resource: {self.resource} "
-            f"because no identity-based policy allows the {self.action} action"
+        reason = (
+            "with an explicit deny in an identity-based policy"
+            if self.explicit
+            else f"because no identity-based policy allows the {self.action} action"
         )
+        return f"User: {self.caller} is not authorized to perform: {self.action} on resource: {self.resource} {reason}"
 
 
 @dataclass
 class CrossAccountDenied(Denied):
-    explicit: bool = False
-
     def __str__(self) -> str:
         reason = (
             "with an explicit deny in a resource-based policy"
@@ -121,20 +131,81 @@ def statement_applies(statement: dict[str, Any], action: str, resource: str) -> 
     return action_ok and resource_ok
 
 
-def is_allowed(documents: Iterable[Any], action: str, resource: str) -> bool:
-    """IAM's evaluation of identity policies for one action on one resource (conditions: see the module doc)."""
-    allowed = False
+_STRING_OPERATORS: dict[str, Callable[[str, str], bool]] = {
+    "StringEquals": lambda value, pattern: value == pattern,
+    "StringEqualsIgnoreCase": lambda value, pattern: value.lower() == pattern.lower(),
+    "StringLike": lambda value, pattern: fnmatch.fnmatchcase(value, pattern),
+}
+_NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+            "StringNotLike": "StringLike"}
+
+
+def _operator_matches(operator: str, key: str, expected: Any, context: dict[str, Any]) -> bool | None:
+    """One operator on one key, as IAM evaluates it; None for an operator the sandbox does not know."""
+    present = key in context
+    values = [str(v) for v in _as_list(context.get(key))]
+    patterns = [str(p) for p in _as_list(expected)]
+    if operator == "Null":
+        return any((p.lower() == "true") != present for p in patterns)
+    if_exists = operator.endswith("IfExists")
+    operator = operator[: -len("IfExists")] if if_exists else operator
+    qualifier, _, operator = operator.rpartition(":")
+    negated = operator in _NEGATED
+    test = _STRING_OPERATORS.get(_NEGATED.get(operator, operator))
+    if test is None or qualifier not in ("", "ForAnyValue", "ForAllValues"):
+        return None
+
+    def one(value: str) -> bool:
+        hit = any(test(value, p) for p in patterns)
+        return not hit if negated else hit
+
+    if not present or not values:
+        if if_exists or qualifier == "ForAllValues":
+            return True
+        return negated and qualifier == ""
+    if qualifier == "ForAllValues":
+        return all(one(v) for v in values)
+    if qualifier == "ForAnyValue":
+        return any(one(v) for v in values)
+    return one(values[0]) if negated else any(one(v) for v in values)
+
+
+def condition_matches(condition: dict[str, Any] | None, context: dict[str, Any] | None) -> bool | None:
+    """Whether a statement's ``Condition`` holds in the request ``context`` (operators AND, keys AND, values OR;
+    condition keys are case-insensitive); None when it uses an operator the sandbox does not evaluate."""
+    if not condition:
+        return True
+    lowered = {str(k).lower(): v for k, v in (context or {}).items()}
+    for operator, keys in condition.items():
+        for key, expected in (keys or {}).items():
+            result = _operator_matches(operator, str(key).lower(), expected, lowered)
+            if result is None:
+                return None
+            if not result:
+                return False
+    return True
+
+
+def evaluate(documents: Iterable[Any], action: str, resource: str, context: dict[str, Any] | None = None) -> str | None:
+    """IAM's evaluation of identity policies for one action on one resource in a request context: "Deny" (an
+    explicit Deny, which wins), "Allow", or None (no statement allows: an implicit deny). Conditions: the module doc."""
+    allowed = None
     for document in documents:
         if isinstance(document, str):
             document = json.loads(document)
         for statement in _as_list((document or {}).get("Statement")):
             if not statement_applies(statement, action, resource):
                 continue
-            if statement.get("Effect") == "Deny":
-                return False
-            if statement.get("Effect") == "Allow" and not statement.get("Condition"):
-                allowed = True
+            holds = condition_matches(statement.get("Condition"), context)
+            if statement.get("Effect") == "Deny" and holds is not False:
+                return "Deny"
+            if statement.get("Effect") == "Allow" and holds is True:
+                allowed = "Allow"
     return allowed
+
+
+def is_allowed(documents: Iterable[Any], action: str, resource: str, context: dict[str, Any] | None = None) -> bool:
+    return evaluate(documents, action, resource, context) == "Allow"
 
 
 def check(caller: str, documents: Iterable[Any], operation: str, body: dict[str, Any], account: str, region: str):
@@ -142,8 +213,91 @@ def check(caller: str, documents: Iterable[Any], operation: str, body: dict[str,
     documents = list(documents)
     action = f"ecr:{operation}"
     for resource in ecr_resources(operation, body, account, region):
-        if not is_allowed(documents, action, resource):
-            raise Denied(caller, action, resource)
+        effect = evaluate(documents, action, resource)
+        if effect != "Allow":
+            raise Denied(caller, action, resource, explicit=effect == "Deny")
+
+
+# -- CodeBuild ----------------------------------------------------------------------------------------------
+
+CODEBUILD_CHECKED = frozenset(("StartBuild", "StopBuild", "BatchGetBuilds", "BatchGetProjects"))
+
+# StartBuild request fields -> the condition keys CodeBuild sets for them (AWS Service Authorization Reference,
+# codebuild). Only presence matters to the Null operator; values where a policy may compare them.
+_START_BUILD_KEYS = {
+    "buildspecOverride": ("codebuild:source.buildspec",),
+    "sourceTypeOverride": ("codebuild:source",),
+    "sourceLocationOverride": ("codebuild:source", "codebuild:source.location"),
+    "sourceAuthOverride": ("codebuild:source", "codebuild:source.auth.type"),
+    "insecureSslOverride": ("codebuild:source", "codebuild:source.insecureSsl"),
+    "secondarySourcesOverride": ("codebuild:secondarySources",),
+    "artifactsOverride": ("codebuild:artifacts",),
+    "secondaryArtifactsOverride": ("codebuild:secondaryArtifacts",),
+    "cacheOverride": ("codebuild:cache",),
+    "imageOverride": ("codebuild:environment", "codebuild:environment.image"),
+    "environmentTypeOverride": ("codebuild:environment", "codebuild:environment.type"),
+    "computeTypeOverride": ("codebuild:environment", "codebuild:environment.computeType"),
+    "certificateOverride": ("codebuild:environment", "codebuild:environment.certificate"),
+    "privilegedModeOverride": ("codebuild:environment", "codebuild:environment.privilegedMode"),
+    "registryCredentialOverride": ("codebuild:environment", "codebuild:environment.registryCredential"),
+    "imagePullCredentialsTypeOverride": ("codebuild:environment", "codebuild:environment.imagePullCredentialsType"),
+    "serviceRoleOverride": ("codebuild:serviceRole",),
+    "logsConfigOverride": ("codebuild:logsConfig",),
+    "encryptionKeyOverride": ("codebuild:encryptionKey",),
+}
+
+
+def codebuild_start_build_context(body: dict[str, Any]) -> dict[str, Any]:
+    """The condition keys of a StartBuild request."""
+    context: dict[str, Any] = {}
+    for field, keys in _START_BUILD_KEYS.items():
+        if field in body:
+            for key in keys:
+                value = body[field]
+                context[key] = value if isinstance(value, (str, bool, int)) else "true"
+    variables = body.get("environmentVariablesOverride")
+    if variables:
+        context["codebuild:environment"] = "true"
+        context["codebuild:environment.environmentVariables"] = "true"
+        context["codebuild:environment.environmentVariables.name"] = [str(v.get("name")) for v in variables]
+        context["codebuild:environment.environmentVariables.value"] = [str(v.get("value")) for v in variables]
+        for v in variables:
+            context[f"codebuild:environment.environmentVariables/{v.get('name')}.value"] = str(v.get("value"))
+    return context
+
+
+def codebuild_resources(operation: str, body: dict[str, Any], account: str, region: str) -> list[str]:
+    """The project ARNs a CodeBuild call acts on (a build id or ARN names its project)."""
+    partition = "aws-cn" if region.startswith("cn-") else ("aws-us-gov" if region.startswith("us-gov-") else "aws")
+    base = f"arn:{partition}:codebuild:{region}:{account}:project/"
+    if operation == "StartBuild":
+        names = [body.get("projectName")]
+    elif operation == "BatchGetProjects":
+        names = list(body.get("names") or [])
+    else:
+        ids = [body.get("id")] if operation == "StopBuild" else list(body.get("ids") or [])
+        names = [str(i).split(":build/", 1)[-1].split(":", 1)[0] for i in ids if i]
+    resources = []
+    for name in names:
+        name = str(name or "")
+        resources.append(name if name.startswith("arn:") else base + name)
+    return resources
+
+
+def check_codebuild(caller: str, documents: Iterable[Any], operation: str, body: dict[str, Any], account: str,
+                    region: str) -> None:
+    """Raise :class:`Denied` when the policies do not allow ``codebuild:<operation>`` on a project the call names
+    (for ``StartBuild`` in the context of its override fields: a Deny on ``codebuild:source.buildspec`` refuses a
+    ``buildspecOverride``)."""
+    if operation not in CODEBUILD_CHECKED:
+        return
+    documents = list(documents)
+    action = f"codebuild:{operation}"
+    context = codebuild_start_build_context(body) if operation == "StartBuild" else {}
+    for resource in codebuild_resources(operation, body, account, region):
+        effect = evaluate(documents, action, resource, context)
+        if effect != "Allow":
+            raise Denied(caller, action, resource, explicit=effect == "Deny")
 
 
 # -- account boundaries (resource policies) -----------------------------------------------------------------

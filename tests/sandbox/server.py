@@ -139,8 +139,8 @@ def _resource_policies(owner: str, region: str, repository: str | None) -> tuple
 
 
 class EcrRequest:
-    """One signed ECR API call: who makes it (account from the access key), where, and its JSON body (read once,
-    put back for moto)."""
+    """One signed ECR or CodeBuild API call: who makes it (account from the access key), where, and its JSON body
+    (read once, put back for moto)."""
 
     KEY = "sandbox.ecr_request"
 
@@ -235,6 +235,18 @@ class SandboxApp:
         if target.startswith(CODEBUILD_TARGET):
             if self.codebuild is None:
                 return self._error(start_response, 501, "NotImplemented", "the sandbox CodeBuild is not available")
+            request = EcrRequest.read(environ)
+            if request is not None:
+                restricted = restricted_role_policies(request.access_key)
+                if restricted is not None:
+                    try:
+                        policy.check_codebuild(
+                            restricted[0], restricted[1], target[len(CODEBUILD_TARGET) :], request.body,
+                            request.account, request.region,
+                        )
+                    except policy.Denied as exc:
+                        return self._error(start_response, 400, "AccessDeniedException", str(exc))
+                environ[EcrRequest.KEY] = request
             return self._call(environ, start_response, target[len(CODEBUILD_TARGET) :], self._codebuild)
         return self.moto(environ, start_response)
 

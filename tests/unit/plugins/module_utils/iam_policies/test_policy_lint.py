@@ -17,6 +17,14 @@ TARGET_ROLE = f"arn:aws:iam::{DST}:role/ecr-replication-target"
 CODEBUILD_ROLE = f"arn:aws:iam::{SRC}:role/ecr-replication-codebuild"
 
 
+# parliament's action database predates this CodeBuild condition key (AWS Service Authorization Reference,
+# codebuild: "codebuild:environment.environmentVariables.name", list of strings, on StartBuild)
+OUTDATED = (
+    "UNKNOWN_CONDITION_FOR_ACTION",
+    "Unknown condition codebuild:environment.environmentVariables.name for action codebuild:StartBuild",
+)
+
+
 def findings(parliament, policy, community=False):
     result = parliament.analyze_policy_string(json.dumps(policy), include_community_auditors=community)
     return [(f.issue, f.detail, f.location) for f in result.findings]
@@ -44,6 +52,12 @@ def identity_policies():
                 all_repositories=all_repos,
                 allow_repository_settings=settings,
             )
+    yield "codebuild_operator", p.codebuild_operator_policy(
+        region="ap-south-1",
+        account=SRC,
+        project_name="ecr-replication",
+        log_group_name="/aws/codebuild/ecr-replication",
+    )
     yield "registry", {
         "Version": "2012-10-17",
         "Statement": [
@@ -68,13 +82,15 @@ def trust_policies():
 
 @pytest.mark.parametrize("policy", [doc for kind, doc in identity_policies()] + list(trust_policies()))
 def test_no_findings(parliament, policy):
-    assert findings(parliament, policy) == []
+    assert [f for f in findings(parliament, policy) if f[:2] != OUTDATED] == []
 
 
 @pytest.mark.parametrize("policy", [doc for kind, doc in identity_policies()] + list(trust_policies()))
 def test_community_auditors_only_flag_the_credentials_by_design(parliament, policy):
     # GetAuthorizationToken and sts:AssumeRole return credentials: that is what the roles are for.
     for issue, detail, location in findings(parliament, policy, community=True):
+        if (issue, detail) == OUTDATED:
+            continue
         assert issue == "CREDENTIALS_EXPOSURE"
         assert set(location["actions"]) <= {"ecr:getauthorizationtoken", "sts:assumerole"}
 
