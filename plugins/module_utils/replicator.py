@@ -49,10 +49,6 @@ import sys
 # Only for unit tests and type checkers: in buildspec.yml these names are inlined by render_program().
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.batching import decode_batch  # noqa: F401
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.batching import join_env  # noqa: F401
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.rate_limit import TokenBucket  # noqa: F401
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import auth_file_content  # noqa: F401
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import image_reference  # noqa: F401
-from ansible_collections.cloudops.ecr_replication.plugins.module_utils.registry import registry_host  # noqa: F401
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.replication_results import (  # noqa: F401
     format_result,
 )
@@ -82,17 +78,16 @@ import base64
 import binascii  # noqa: F401  # pylint: disable=unused-import
 import concurrent.futures
 import hashlib
+import http.client
 import json
 import os
 import random
 import re
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
+import urllib.parse
 import zlib  # noqa: F401  # pylint: disable=unused-import
 
 try:
@@ -102,7 +97,8 @@ try:
 except ImportError:  # Ansible imports this file too; only the program needs boto3
     boto3 = Config = ClientError = None
 
-PERMANENT_COPY = ("manifest unknown", "name unknown", "denied", "not authorized", "invalid reference")
+# Worth another attempt. Not LimitExceededException: a quota, not a rate; waiting does not help, the image fails.
+RETRY_CODES = ("ThrottlingException", "ServerException", "InternalFailure", "ServiceUnavailable", "RequestTimeout")
 # Every type ECR stores: BatchGetImage may convert a manifest to a type it was not asked for (another digest).
 MEDIA_TYPES = ["application/vnd.%s" % t for t in (
     "docker.distribution.manifest.v2+json", "docker.distribution.manifest.list.v2+json", "oci.image.manifest.v1+json",
@@ -111,6 +107,24 @@ MEDIA_TYPES = ["application/vnd.%s" % t for t in (
 
 def _code(error):
     return error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+
+
+class HTTPError(Exception):
+    def __init__(self, status, what, body="", gen=0):
+        super().__init__("HTTP %d %s: %s" % (status, what, body[:300]))
+        self.status, self.gen = status, gen
+        # ECR: 403 "denied: Your authorization token has expired" (not 401), without a body to a HEAD: refresh, retry
+        self.expired = status == 401 or status == 403 and ("expired" in body.lower() or not body)
+
+
+def transient(e):
+    if isinstance(e, HTTPError):
+        return e.status >= 500 or e.status == 429 or e.expired
+    if isinstance(e, ClientError):
+        return _code(e) in RETRY_CODES or e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+    # resets, refusals, timeouts, a body cut short; botocore's EndpointConnectionError, ReadTimeoutError, ...
+    return isinstance(e, (OSError, http.client.HTTPException)) or type(e).__name__.endswith(
+        ("ConnectionError", "ConnectionClosedError", "TimeoutError"))
 
 
 class Replicator:
@@ -146,15 +160,16 @@ class Replicator:
             (("get_lifecycle_policy", "put_lifecycle_policy", "lifecyclePolicyText"), "REPL_COPY_LIFECYCLE_POLICY"),
             (("get_repository_policy", "set_repository_policy", "policyText"), "REPL_COPY_REPOSITORY_POLICY"),
         ) if flag(on, False)]
-        # no burst: a full bucket would let twice the rate through in one second
-        self.bucket = TokenBucket(max(0.1, number("REPL_PUT_TPS", 10.0)), 1)
-        self.skopeo_bin = e.get("REPL_SKOPEO") or "skopeo"
+        # 3% under the rate: a call that reaches ECR a little late must not make a second of 11
+        self.interval, self.next_put = 1.03 / max(0.1, number("REPL_PUT_TPS", 10.0)), 0.0
         self.registry = {"registryId": self.dest_account} if self.dest_account else {}
-        self.slots = threading.BoundedSemaphore(self.parallel)  # skopeo processes, all repositories
+        self.slots = threading.BoundedSemaphore(self.parallel)  # blob transfers, all repositories
         self.secrets = set()
-        self.lock = threading.RLock()
-        self.workdir = self.authfile = self.src = self.dst = self.source_ecr = self.dest_ecr = None
+        self.lock, self.token_lock, self.local = threading.RLock(), threading.Lock(), threading.local()
+        self.done, self.mounts = {}, {}  # work done once per build; digest -> a destination repository holding it
+        self.auth = self.source_ecr = self.dest_ecr = None
         self.creds_at = self.tokens_at = 0.0
+        self.gen = 0
 
     def log(self, message):
         message = str(message)
@@ -165,8 +180,37 @@ class Replicator:
             self.out.flush()
 
     def client(self, service, region, **credentials):
-        config = Config(retries={"mode": "standard", "max_attempts": 6}, max_pool_connections=32)
+        # one attempt: retry() decides, so that LimitExceededException (botocore retries it) is not retried
+        config = Config(retries={"total_max_attempts": 1}, max_pool_connections=64)
         return boto3.session.Session(**credentials).client(service, region_name=region, config=config)
+
+    def retry(self, what, func):
+        """func() until it succeeds, fails for good, or has been retried REPL_RETRIES times (jittered back-off)."""
+        for attempt in range(1, self.retries + 2):
+            try:
+                return func()
+            except Exception as e:  # pylint: disable=broad-except
+                if attempt > self.retries or not transient(e):
+                    raise
+                delay = min(60.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
+                if getattr(e, "expired", False):
+                    self.refresh_tokens(e.gen)
+                    delay = 0
+                self.local.retries = getattr(self.local, "retries", 0) + 1
+                self.log("retry %s in %.1fs (attempt %d failed: %s: %s)" % (what, delay, attempt, type(e).__name__, e))
+                time.sleep(delay)
+
+    def api(self, func, **kwargs):
+        return self.retry(func.__name__, lambda: func(**kwargs))
+
+    def pages(self, func, key, **kwargs):
+        items, token = [], None
+        while True:
+            page = self.api(func, **kwargs, **({"nextToken": token} if token else {}))
+            items += page.get(key) or []
+            token = page.get("nextToken")
+            if not token:
+                return items
 
     def dest(self):
         """The destination ECR client: the assumed role's (credentials in memory only, renewed) or the build's."""
@@ -177,8 +221,8 @@ class Replicator:
                     name = "ecr-replication-" + re.sub(r"[^\w+=,.@-]", "-", self.env.get("CODEBUILD_BUILD_ID", "local"))
                     extra = {"ExternalId": self.external_id} if self.external_id else {}
                     try:
-                        c = self.client("sts", self.dest_region).assume_role(
-                            RoleArn=self.role_arn, RoleSessionName=name[:64], **extra)["Credentials"]
+                        c = self.api(self.client("sts", self.dest_region).assume_role,
+                                     RoleArn=self.role_arn, RoleSessionName=name[:64], **extra)["Credentials"]
                     except Exception as e:
                         raise RuntimeError("cannot assume the destination role %s: %s" % (self.role_arn, e)) from None
                     self.secrets.update((c["SecretAccessKey"], c["SessionToken"]))
@@ -187,62 +231,147 @@ class Replicator:
                 self.dest_ecr, self.creds_at = self.client("ecr", self.dest_region, **creds), time.monotonic()
             return self.dest_ecr
 
-    def refresh_tokens(self, force=False):
-        with self.lock:
-            if not force and self.src and time.monotonic() - self.tokens_at < self.token_max_age:
+    def refresh_tokens(self, gen=None):
+        """Registry tokens when missing, older than REPL_TOKEN_MAX_AGE, or (``gen``) refused: once for all threads."""
+        with self.token_lock:
+            if self.auth and (self.gen != gen if gen is not None else
+                              time.monotonic() - self.tokens_at < self.token_max_age):
                 return
-            src = self.source_ecr.get_authorization_token()["authorizationData"][0]
             ids = {"registryIds": [self.dest_account]} if self.dest_account else {}
-            dst = self.dest().get_authorization_token(**ids)["authorizationData"][0]
-            auths = {registry_host(a["proxyEndpoint"]): a["authorizationToken"] for a in (src, dst)}
-            if len(auths) < 2:
-                raise RuntimeError("source and destination registry are the same (%s)" % list(auths)[0])
-            for token in auths.values():
-                self.secrets.update((token, base64.b64decode(token).decode().partition(":")[2]))
-            # 0600 file, 0700 directory: --creds would show the password to every process in /proc
-            fd = os.open(self.authfile + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps(auth_file_content(auths)))
-            os.replace(self.authfile + ".new", self.authfile)
-            self.src, self.dst = [registry_host(a["proxyEndpoint"]) for a in (src, dst)]
-            self.tokens_at = time.monotonic()
+            auth = {}
+            for side, ecr, kwargs in (("src", self.source_ecr, {}), ("dst", self.dest(), ids)):
+                a = self.api(ecr.get_authorization_token, **kwargs)["authorizationData"][0]
+                url = urllib.parse.urlsplit(a["proxyEndpoint"] if "://" in a["proxyEndpoint"] else "https://" + a["proxyEndpoint"])
+                self.secrets.update((a["authorizationToken"], base64.b64decode(a["authorizationToken"]).decode().partition(":")[2]))
+                auth[side] = (url.scheme, url.netloc.lower(), "Basic " + a["authorizationToken"])
+            if auth["src"][1] == auth["dst"][1]:
+                raise RuntimeError("source and destination registry are the same (%s)" % auth["src"][1])
+            if self.auth:
+                self.log("registry tokens renewed")
+            self.auth, self.tokens_at, self.gen = auth, time.monotonic(), self.gen + 1
 
-    def skopeo(self, args):
+    def req(self, side, method, url, body=None, headers=None, ok=(200,), stream=False):
+        """One registry request (this thread's keep-alive connections); the response, read unless ``stream``.
+        Redirects are followed (ECR sends blob GETs to S3) without the registry's token once they leave its host."""
         self.refresh_tokens()
-        cmd = [self.skopeo_bin, args[0], "--authfile", self.authfile] + args[1:]
-        # not an Ansible module: no run_command
-        proc = subprocess.run(  # pylint: disable=ansible-bad-function
-            cmd, env=self.env, stdin=subprocess.DEVNULL, capture_output=True, timeout=3600, check=False)
-        if proc.returncode != 0:
-            err = proc.stderr.decode("utf-8", "replace").strip()
-            raise RuntimeError(err.splitlines()[-1] if err else "skopeo exited %d" % proc.returncode)
+        scheme, host, token = self.auth[side]
+        gen, pool, headers = self.gen, self.local.__dict__.setdefault("conns", {}), dict(headers or {})
+        for _hop in range(5):
+            if "://" in url:
+                u = urllib.parse.urlsplit(url)
+                scheme, host, url = u.scheme, u.netloc, u.path + ("?" + u.query if u.query else "")
+            if host == self.auth[side][1]:
+                headers["Authorization"] = token
+            else:
+                headers.pop("Authorization", None)
+            for reused in (True, False):
+                conn = pool.get((scheme, host))
+                reused = reused and conn is not None
+                if not reused:
+                    kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+                    conn = pool[scheme, host] = kind(host, timeout=120)
+                try:
+                    conn.request(method, url, body=body, headers=headers)
+                    r = conn.getresponse()
+                    break
+                except (OSError, http.client.HTTPException):
+                    pool.pop((scheme, host)).close()
+                    # a keep-alive connection the server closed meanwhile: once more on a new one
+                    if not reused or body is not None and not isinstance(body, bytes):
+                        raise
+            if r.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
+                r.read()
+                url = urllib.parse.urljoin("%s://%s%s" % (scheme, host, url), r.getheader("Location"))
+                continue
+            if r.status not in ok:
+                raise HTTPError(r.status, method + " " + url.split("?")[0], r.read().decode("utf-8", "replace"), gen)
+            if not stream:
+                r.read()
+            return r
+        raise HTTPError(310, url, "too many redirects")
 
-    def retry(self, what, func):
-        for attempt in range(1, self.retries + 2):
+    def put_blob(self, name, blob):
+        """One blob into a destination repository: there already, mounted from another repository this build put
+        it in, or streamed from the source (POST, PATCH, PUT ?digest=). A retry starts again from the HEAD."""
+        digest, base = blob["digest"], "/v2/%s/blobs/" % name
+        try:
+            if self.req("dst", "HEAD", base + digest, ok=(200, 404)).status == 404:
+                mount = self.mounts.get(digest)
+                query = "?" + urllib.parse.urlencode({"mount": digest, "from": mount}) if mount else ""
+                r = self.req("dst", "POST", base + "uploads/" + query, ok=(201, 202))
+                if r.status == 202:  # no mount: upload
+                    src = self.req("src", "GET", base + digest, stream=True)
+                    r = self.req("dst", "PATCH", r.getheader("Location"), body=iter(lambda: src.read(1 << 20), b""),
+                                 headers={"Content-Type": "application/octet-stream",
+                                          "Content-Length": str(blob["size"])}, ok=(202,))
+                    loc = r.getheader("Location")
+                    self.req("dst", "PUT", loc + ("&" if "?" in loc else "?") + "digest=" + digest, body=b"", ok=(201,))
+        except Exception:
+            for conn in self.local.__dict__.pop("conns", {}).values():  # half-read answers: start afresh
+                conn.close()
+            raise
+        self.mounts[digest] = name
+
+    def once(self, key, func):
+        """func() once per key in this build: the first caller runs it, the others wait for its outcome."""
+        with self.lock:
+            mine = key not in self.done
+            future = self.done.setdefault(key, concurrent.futures.Future())
+        if mine:
             try:
-                func()
-                return attempt
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                text = str(e).lower()
-                if attempt > self.retries or any(p in text for p in PERMANENT_COPY) and "unauthorized" not in text:
+                future.set_result(func())
+            except Exception as e:  # pylint: disable=broad-except
+                future.set_exception(e)
+        return future.result()
+
+    def pace(self):
+        """Wait for this call's turn: PutImage calls evenly spaced at REPL_PUT_TPS (no burst: a calendar second
+        never sees more than the rate); each attempt counts, as ECR counts them."""
+        with self.lock:
+            now = time.monotonic()
+            turn = self.next_put = max(self.next_put + self.interval, now)
+        time.sleep(turn - now)
+
+    def put(self, name, manifest, digest, tag=None):
+        """PutImage (by digest without a tag), paced."""
+        text, media_type = manifest
+        args = dict(self.registry, repositoryName=name, imageManifest=text, imageDigest=digest)
+        args.update({"imageTag": tag} if tag else {}, **{"imageManifestMediaType": media_type} if media_type else {})
+
+        def call():
+            self.pace()
+            try:
+                self.dest().put_image(**args)
+            except ClientError as e:
+                if _code(e) != "ImageAlreadyExistsException":  # an attempt that timed out, or another build
                     raise
-                if "unauthorized" in text or "401" in text:
-                    self.refresh_tokens(force=True)
-                delay = min(60.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
-                self.log("retry %s in %.1fs (attempt %d failed: %s)" % (what, delay, attempt, e))
-                time.sleep(delay)
+
+        self.retry("PutImage %s@%s" % (name, tag or digest), call)
+
+    def manifest(self, name, digest, manifests, tag=None):
+        """Blobs, then child manifests, then the manifest itself: a tag never names an image not all there."""
+        if digest not in manifests:
+            raise RuntimeError("manifest unknown or damaged in the source: %s" % digest)
+        doc = json.loads(manifests[digest][0])
+        with self.slots:
+            for blob in [doc.get("config") or {}] + (doc.get("layers") or []):
+                if blob.get("digest") and "foreign" not in blob.get("mediaType", ""):  # foreign layers: elsewhere
+                    self.once(("b", name, blob["digest"]), lambda b=blob: self.retry(
+                        "blob %s@%s" % (name, b["digest"]), lambda: self.put_blob(name, b)))
+        for child in doc.get("manifests") or []:
+            self.once(("m", name, child["digest"]), lambda c=child["digest"]: self.manifest(name, c, manifests))
+        self.put(name, manifests[digest], digest, tag)
 
     def prepare_repository(self, name):
         """Create the destination repository when missing; return its tag mutability and {tag: digest, digest: ""}."""
         ecr = self.dest()
         try:
-            repo = ecr.describe_repositories(repositoryNames=[name], **self.registry)["repositories"][0]
+            repo = self.api(ecr.describe_repositories, repositoryNames=[name], **self.registry)["repositories"][0]
         except ClientError as e:
             if _code(e) != "RepositoryNotFoundException" or not self.create_repos:
                 raise
-            repo = self.create_repository(name)
-        pages = ecr.get_paginator("list_images").paginate(repositoryName=name, **self.registry)
-        ids = [i for page in pages for i in page["imageIds"]]
+            repo = self.retry("create " + name, lambda: self.create_repository(name))
+        ids = self.pages(self.dest().list_images, "imageIds", repositoryName=name, **self.registry)
         return repo.get("imageTagMutability", "MUTABLE"), dict(
             [(i["imageDigest"], "") for i in ids] + [(i["imageTag"], i["imageDigest"]) for i in ids if "imageTag" in i])
 
@@ -276,29 +405,29 @@ class Replicator:
         results = [dict(i, status="pending", bytes=0, seconds=0, error=None, tags_applied=[], attempts=0) for i in images]
         try:
             mutability, have = self.prepare_repository(name)
+            for d in have:  # manifests already there are never written again
+                self.done.setdefault(("m", name, d), concurrent.futures.Future()).set_result(None)
             movable = self.force_tags and not mutability.startswith("IMMUTABLE")
             for r in results:
                 r["conflicts"] = {t: have[t] for t in r["tags"] if have.get(t, r["digest"]) != r["digest"]}
                 r["to_tag"] = [t for t in r["tags"] if have.get(t) != r["digest"] and (t not in r["conflicts"] or movable)]
                 r["copied"] = r["digest"] not in have
             todo = [r for r in results if r["copied"] or r["to_tag"]]
-            manifests = {}
-            for n in range(0, len(todo), 100):  # the source manifests, one BatchGetImage per 100 images
-                ids = [{"imageDigest": r["digest"]} for r in todo[n : n + 100]]
-                for i in self.source_ecr.batch_get_image(repositoryName=name, imageIds=ids,
-                                                         acceptedMediaTypes=MEDIA_TYPES)["images"]:
-                    manifests[i["imageId"]["imageDigest"]] = (i["imageManifest"], i.get("imageManifestMediaType"))
-            for r in todo:
-                text = manifests.get(r["digest"], ("",))[0]
-                if "sha256:" + hashlib.sha256(text.encode()).hexdigest() != r["digest"]:
-                    r["status"], r["error"] = "failed", "manifest unknown or damaged in the source: %s" % r["digest"]
-            todo = [r for r in todo if r["status"] == "pending"]
-            # Several images of a repository usually share base layers: the first copy alone uploads them (the
-            # biggest manifest: an index carries the layers of every platform), the others then find them there.
-            todo.sort(key=lambda r: (not r["copied"], -len(manifests[r["digest"]][0])))
-            self.copy_image(todo[0], manifests) if todo else None
+            manifests, want = {}, list(dict.fromkeys(r["digest"] for r in todo))
+            while want:  # the source manifests and their missing children, one BatchGetImage per 100
+                answer = self.api(self.source_ecr.batch_get_image, repositoryName=name, acceptedMediaTypes=MEDIA_TYPES,
+                                  imageIds=[{"imageDigest": d} for d in want[:100]])
+                want = want[100:]
+                for i in answer["images"]:
+                    text, digest = i["imageManifest"], i["imageId"]["imageDigest"]
+                    if "sha256:" + hashlib.sha256(text.encode()).hexdigest() == digest:
+                        manifests[digest] = (text, i.get("imageManifestMediaType"))
+                        want += [m["digest"] for m in json.loads(text).get("manifests") or []
+                                 if m["digest"] not in have and m["digest"] not in manifests and m["digest"] not in want]
+            # indexes first: their children are then written once, by digest, before any index or tag names them
+            todo.sort(key=lambda r: (not r["copied"], -len(manifests.get(r["digest"], ("",))[0])))
             with concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
-                list(pool.map(lambda r: self.copy_image(r, manifests), todo[1:]))
+                list(pool.map(lambda r: self.copy_image(r, manifests), todo))
             self.verify(name, results)
         except Exception as e:  # the repository cannot be used: each of its images fails with the reason
             for r in results:
@@ -311,35 +440,26 @@ class Replicator:
         return results
 
     def copy_image(self, r, manifests):
-        """``skopeo copy`` of a missing digest, then one PutImage of the same manifest bytes per missing tag."""
+        """A missing digest: its blobs and children, then one PutImage under its first missing tag (by digest if it
+        has none); then one PutImage of the same manifest bytes per further missing tag."""
         name, digest, started = r["repository"], r["digest"], time.monotonic()
-        text, media_type = manifests[digest]
+        self.local.retries = 0
         try:
             if r["copied"]:
-                # pushed under its first missing tag if it has one: one manifest write less (ECR: 10 a second)
-                ref = {"tag": r["to_tag"][0]} if r["to_tag"] else {"digest": digest}
-                src, dst = image_reference(self.src, name, digest=digest), image_reference(self.dst, name, **ref)
-
-                def copy():
-                    with self.slots:  # tokens taken once a slot is free: the manifests are pushed soon after
-                        self.bucket.acquire(1 + len(json.loads(text).get("manifests") or []))  # a PutImage each
-                        self.skopeo(["copy", "--all", "--preserve-digests", src, dst])
-
-                r["attempts"] = self.retry("copy %s@%s" % (name, digest), copy)
-                r["tags_applied"] += r["to_tag"][:1]
+                ran = []
+                first = r["to_tag"][:1]
+                self.once(("m", name, digest), lambda: ran.append(1) or self.manifest(name, digest, manifests, *first))
+                r["tags_applied"] += first if ran else []
             for tag in r["to_tag"][len(r["tags_applied"]) :]:
-                self.bucket.acquire(1)
-                try:
-                    self.dest().put_image(repositoryName=name, imageManifest=text, imageManifestMediaType=media_type,
-                                          imageTag=tag, imageDigest=digest, **self.registry)
-                except ClientError as e:
-                    if _code(e) != "ImageAlreadyExistsException":  # another build was faster
-                        raise
+                if digest not in manifests:
+                    raise RuntimeError("manifest unknown or damaged in the source: %s" % digest)
+                self.put(name, manifests[digest], digest, tag)
                 r["tags_applied"].append(tag)
             for tag in r["tags_applied"]:
                 r["conflicts"].pop(tag, None)
         except Exception as e:  # one image never stops the batch
             r["status"], r["error"] = "failed", "%s: %s" % (type(e).__name__, e)
+        r["attempts"] = 1 + self.local.retries
         r["seconds"] = round(time.monotonic() - started, 2)
 
     def verify(self, name, results):
@@ -348,14 +468,12 @@ class Replicator:
         found = {}
         for n in range(0, len(work), 100):
             try:
-                answer = self.dest().describe_images(
-                    repositoryName=name, imageIds=[{"imageDigest": d} for d in work[n : n + 100]], **self.registry)
-                details = answer["imageDetails"]
+                details = self.api(self.dest().describe_images, repositoryName=name, **self.registry,
+                                   imageIds=[{"imageDigest": d} for d in work[n : n + 100]])["imageDetails"]
             except ClientError as e:  # one missing digest fails the call: read the whole repository instead
                 if _code(e) != "ImageNotFoundException":
                     raise
-                pages = self.dest().get_paginator("describe_images").paginate(repositoryName=name, **self.registry)
-                details = [d for page in pages for d in page["imageDetails"]]
+                details = self.pages(self.dest().describe_images, "imageDetails", repositoryName=name, **self.registry)
             found.update({d["imageDigest"]: d for d in details})
         for r in (r for r in results if r["status"] == "pending"):
             detail = found.get(r["digest"])
@@ -372,11 +490,6 @@ class Replicator:
                 r["status"] = "copied" if r["digest"] in work else "present"
                 r["bytes"] = detail.get("imageSizeInBytes", 0) if r["copied"] else 0
 
-    def cleanup(self, *_):
-        if self.workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
-
     def run(self):
         images = decode_batch(join_env(self.env))
         if not self.dest_region or not self.source_region:
@@ -384,21 +497,19 @@ class Replicator:
         self.log("replicating %d images from %s to %s%s, %d copies at a time" % (
             len(images), self.source_region, self.dest_region, " as " + self.role_arn if self.role_arn else "",
             self.parallel))
-        self.workdir = tempfile.mkdtemp(prefix="ecr-replication-")  # mode 0700
-        self.authfile = os.path.join(self.workdir, "auth.json")
         by_repo = {}
         for image in images:
             by_repo.setdefault(image["repository"], []).append(image)
         try:
             self.source_ecr = self.client("ecr", self.source_region)
-            self.refresh_tokens(force=True)
+            self.refresh_tokens()
         except Exception as e:  # cannot log in or assume the role: every image fails with the reason
             results = [dict(i, status="failed", bytes=0, seconds=0, error="%s: %s" % (type(e).__name__, e)) for i in images]
             for r in results:
                 self.log(format_result(r))
             return self.finish(results)
-        self.log("source registry %s, destination registry %s" % (self.src, self.dst))
-        # repositories side by side; self.slots caps the copies over all of them
+        self.log("source registry %s, destination registry %s" % (self.auth["src"][1], self.auth["dst"][1]))
+        # repositories side by side; self.slots caps the blob transfers over all of them
         with concurrent.futures.ThreadPoolExecutor(min(32, len(by_repo) or 1)) as pool:
             done = pool.map(lambda item: self.replicate_repository(*item), sorted(by_repo.items()))
             return self.finish([r for results in done for r in results])
@@ -412,18 +523,9 @@ class Replicator:
 
 
 def main(env=None):
-    replicator = Replicator(env)
-
-    def stop(signum, _frame):
-        replicator.cleanup()
-        os._exit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, stop)
-    try:
-        return replicator.run()
-    finally:
-        replicator.cleanup()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # no files to clean up: tokens and credentials live in memory
+        signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
+    return Replicator(env).run()
 
 
 # bundle:end replicator
@@ -431,9 +533,6 @@ def main(env=None):
 # What the program takes from the other module_utils files, by name: only these definitions are inlined, so the
 # plain-text program fits in an inline buildspec.
 BUNDLE = {
-    "registry": ("DIGEST_RE", "REPOSITORY_RE", "TAG_RE", "RegistryError", "registry_host", "image_reference",
-                 "auth_file_content"),
-    "rate_limit": ("TokenBucket",),
     "batching": ("BATCH_PARTS_VAR", "BATCH_PART_PREFIX", "ENCODING_PREFIX", "BatchEncodingError", "join_env",
                  "decode_batch"),
     "replication_results": ("RESULT_PREFIX", "format_result"),
@@ -459,15 +558,8 @@ phases:
  install:
   commands:
   - |
-   if ! command -v skopeo >/dev/null 2>&1; then
-     echo "installing skopeo"
-     if command -v dnf >/dev/null 2>&1; then dnf install -y -q skopeo
-     elif command -v yum >/dev/null 2>&1; then yum install -y -q skopeo
-     else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo
-     fi >/dev/null
-   fi
    python3 -c 'import boto3' 2>/dev/null || python3 -m pip install -q --user '%(boto3)s'
-   skopeo --version && python3 -c 'import boto3; print("boto3", boto3.__version__)'
+   python3 -c 'import boto3; print("boto3", boto3.__version__)'
  build:
   commands:
   - |
@@ -538,8 +630,10 @@ def render_program() -> str:
     parts.extend(_definitions(name, wanted) for name, wanted in BUNDLE.items())
     parts.extend([rest, "sys.exit(main())"])
     # linter directives are for this file; the bundled definitions of batching use binascii and zlib
-    program = re.sub(r"  # noqa: [^\n]*", "", "\n\n\n".join(parts))
-    return _without_docstrings(program) + "\n"
+    program = re.sub(r"  # (noqa|pylint): [^\n]*", "", "\n\n\n".join(parts))
+    # two spaces a level, not four: the inline limit counts indentation too (the program has no multi-line
+    # strings, and inside brackets Python ignores it)
+    return re.sub(r"(?m)^((?:  )+)\1", r"\1", _without_docstrings(program)) + "\n"
 
 
 def render_buildspec() -> str:
