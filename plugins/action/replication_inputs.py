@@ -14,6 +14,7 @@ registered variable) only when it holds a secret and nothing failed; errors stay
 
 from __future__ import annotations
 
+from ansible_collections.cloudops.ecr_replication.plugins.module_utils import ecr
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import validation
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils.action_specs import REPLICATION_INPUTS_SPEC
 from ansible_collections.cloudops.ecr_replication.plugins.plugin_utils.aws_action import AWSActionBase
@@ -28,6 +29,33 @@ def _known_regions(region: str) -> frozenset:
 
 
 class ActionModule(AWSActionBase):
+    def _try_read_roles(self, destinations, option: str) -> None:
+        """The controller reads each destination through its read role: try it now (read-only), so that a role that
+        does not exist, does not trust the controller, or wants another ExternalId is one error naming the option,
+        before anything is listed. The message never holds the external ID."""
+        for dest in destinations:
+            if not dest["read_role_arn"]:
+                continue
+            try:
+                ecr.assumed_role_connection(
+                    self.client("sts"), dest["read_role_arn"], "ecr-replication-inputs", dest["external_id"] or None
+                )
+            except Exception as e:  # noqa: BLE001 - AccessDenied, no such role, wrong ExternalId: all read the same
+                code = getattr(e, "response", {}).get("Error", {}).get("Code") or type(e).__name__
+                prefix = option.partition("dest_read_role")[0]
+                raise validation.OptionError(
+                    option,
+                    "%s (destination %s) cannot be assumed by this controller's credentials%s: %s: %s; provision.yml "
+                    "creates it to trust the account that runs replicate.yml, with the ExternalId given to it"
+                    % (
+                        dest["read_role_arn"],
+                        dest["key"],
+                        " with the ExternalId given (%sexternal_id)" % prefix if dest["external_id"] else "",
+                        code,
+                        getattr(e, "response", {}).get("Error", {}).get("Message") or e,
+                    ),
+                ) from None
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self.validate(REPLICATION_INPUTS_SPEC)
@@ -49,6 +77,9 @@ class ActionModule(AWSActionBase):
             for n, d in enumerate(destinations):
                 where = prefix + ("destinations[%d].region" % n if params.get("destinations") else "dest_region")
                 validation.check_known_region(d["region"], where, _known_regions(d["region"]))
+            self._try_read_roles(
+                destinations, prefix + ("dest_read_role_arn" if params.get("dest_read_role_arn") else "dest_read_role_name")
+            )
             registries = [(source_account, checked["source_region"])] + [
                 (d["account"], d["region"]) for d in destinations
             ]

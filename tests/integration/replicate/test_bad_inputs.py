@@ -86,11 +86,12 @@ def test_bad_input_is_refused_and_changes_nothing(provisioned, tmp_path, reliabi
 
 READ_CASES = [
     # found by the first reads (the repository listing, the destination's read role), before any build or write
-    ("missing repository in the include list", ["-e", "repositories=app/web,no/such-repo"], "repositories",
+    ("missing repository in the include list", ["-e", "repositories=app/web,no/such-repo"], "replicate_repositories",
      "no/such-repo"),
     ("read role that cannot be assumed",
-     ["-e", "dest_read_role=arn:aws:iam::222222222222:role/no-such-reader"], "read", "no-such-reader"),
-    ("wrong ExternalId for the read role", ["-e", "external_id=not-the-right-external-id"], "read", "AssumeRole"),
+     ["-e", "dest_read_role=no-such-reader"], "replicate_dest_read_role_name", "no-such-reader"),
+    ("wrong ExternalId for the read role", ["-e", "external_id=not-the-right-external-id"],
+     "replicate_dest_read_role_name", "with the ExternalId given (replicate_external_id)"),
 ]
 
 
