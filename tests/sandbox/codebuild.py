@@ -28,6 +28,10 @@ PLAINTEXT, PARAMETER_STORE (moto SSM) and SECRETS_MANAGER (moto Secrets Manager)
 Only ``NO_SOURCE`` projects with an inline buildspec and ``NO_ARTIFACTS`` are supported (others are refused with
 InvalidInputException saying so); VPC, cache, S3 logs, batch builds, webhooks and reports are not emulated.
 Timestamps are returned as epoch seconds (botocore parses them).
+
+Injected faults (``ctx.faults``, ``tests/sandbox/faults.py``): ``StartBuild`` answering
+``AccountLimitExceededException``; builds that fail in INSTALL, time out or are stopped a few seconds after they
+start running.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ class _Build:
         self.log_lock = threading.Lock()
         self.flush_lock = threading.Lock()
         self.log_target: tuple[str, str] | None = None
+        self.fault: tuple[str, float] | None = None  # injected (faults.py): ("fail"|"time_out"|"stop", seconds)
 
     @property
     def state(self) -> str:
@@ -414,6 +419,11 @@ class CodeBuildService:
             raise _invalid("queuedTimeoutInMinutesOverride must be between 5 and 480")
         for variable in body.get("environmentVariablesOverride", []):
             self._check_variable(variable)
+        faults = getattr(self.ctx, "faults", None)
+        if faults is not None and faults.take_queue_full():
+            from .faults import QUEUE_FULL_MESSAGE
+
+            raise CodeBuildApiError("AccountLimitExceededException", QUEUE_FULL_MESSAGE)
         queued = sum(1 for b in self._build_table(account, region).values() if b.state == "QUEUED")
         if queued >= self.ctx.queue_limit:
             raise CodeBuildApiError(
@@ -475,6 +485,7 @@ class CodeBuildService:
             "encryptionKey": body.get("encryptionKeyOverride", project["encryptionKey"]),
         }  # fmt: skip
         build = _Build(account, region, project, data, environment["environmentVariables"])
+        build.fault = faults.take_build_fault() if faults is not None else None
         group = data["logs"].get("groupName")
         if group:
             build.log_target = (group, data["logs"]["streamName"])
@@ -692,6 +703,18 @@ class CodeBuildService:
 
     def _run(self, build: _Build) -> str:
         deadline = build.started_at + build.data["timeoutInMinutes"] * self.ctx.minute_seconds
+        kind, after = build.fault or (None, 0.0)
+        if kind == "time_out":  # injected: the build's time is up this many seconds after it started running
+            deadline = min(deadline, build.started_at + after)
+        elif kind == "stop":  # injected: someone else's StopBuild, this many seconds after it started running
+            def stop_it():
+                with self.lock:
+                    if build.state != "COMPLETED":
+                        self._stop(build, "Build stopped")
+
+            timer = threading.Timer(after, stop_it)
+            timer.daemon = True
+            timer.start()
         data = build.data
         # PROVISIONING: the service role's session, the (optional) provisioning delay.
         self._container_log(build, "Waiting for agent ping")
@@ -758,6 +781,13 @@ class CodeBuildService:
             if stopped:
                 self._begin_phase(build, "INSTALL")
                 return self._fail_phase(build, stopped, f"BUILD_{stopped}", build.stop_reason or "Build timed out")
+            if kind == "fail":  # injected: the install phase fails, before the program copies anything
+                self._begin_phase(build, "INSTALL")
+                self._container_log(build, "Running command python3 -m pip install -q --user boto3")
+                return self._fail_phase(
+                    build, "FAILED", "COMMAND_EXECUTION_ERROR",
+                    "Error while executing command: python3 -m pip install -q --user boto3. Reason: exit status 1",
+                )
             build.runner = BuildspecRunner(
                 spec,
                 env,

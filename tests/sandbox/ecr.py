@@ -29,6 +29,8 @@ INDEX_MEDIA_TYPES = {
 }
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 TOKEN_LIFETIME_SECONDS = 12 * 3600
+# TokenAuthority.check's reason for an expired token; the registry answers it as ECR does (403, DENIED).
+EXPIRED = "authorization token has expired"
 
 
 class EcrApiError(Exception):
@@ -75,11 +77,14 @@ def digest_of(data: bytes) -> str:
 class TokenAuthority:
     """Issues and checks registry passwords bound to one account and region, like ECR's 12 h tokens."""
 
+    # the fault injector (faults.py, token_ttl_seconds) shortens it for the tokens issued while it is set
+    lifetime_seconds: float | None = None
+
     def __init__(self, key: bytes | None = None):
         self._key = key or secrets.token_bytes(32)
 
     def issue(self, account: str, region: str, now: float | None = None) -> tuple[str, float]:
-        expires = (now or time.time()) + TOKEN_LIFETIME_SECONDS
+        expires = (now or time.time()) + (self.lifetime_seconds or TOKEN_LIFETIME_SECONDS)
         payload = base64.urlsafe_b64encode(json.dumps({"a": account, "r": region, "e": expires}).encode()).decode()
         signature = hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
         return f"{payload}.{signature}", expires
@@ -97,7 +102,7 @@ class TokenAuthority:
         if claims["a"] != account or claims["r"] != region:
             return f"authorization token is for registry {claims['a']} in {claims['r']}, not {account} in {region}"
         if claims["e"] < (now or time.time()):
-            return "authorization token has expired"
+            return EXPIRED
         return None
 
 

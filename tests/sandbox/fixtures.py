@@ -131,6 +131,24 @@ class Sandbox:
         finally:
             self.set_codebuild(**old)
 
+    def set_faults(self, **settings) -> dict:
+        """Replace the sandbox's fault configuration (tests/sandbox/faults.py; no argument: every fault off) and
+        reset its counts and write journal. Prefer the ``faults`` fixture, which switches them off afterwards."""
+        import requests
+
+        answer = requests.post(self.config.endpoint_url + "/_sandbox/faults", json=settings, timeout=10)
+        if answer.status_code != 200:
+            raise ValueError(answer.text)
+        return answer.json()
+
+    def fault_state(self) -> dict:
+        """What was injected, the calls of faulted operations, and the registry write journal (faults.py)."""
+        import requests
+
+        answer = requests.get(self.config.endpoint_url + "/_sandbox/faults", timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
     def reset_target(self) -> None:
         """Delete every repository of the target account (both regions): a clean destination."""
         for region in (SOURCE_REGION, DEST_REGION):
@@ -215,4 +233,20 @@ def sandbox(tmp_path_factory) -> Sandbox:
             lifecycle.stop(config)
 
 
-__all__ = ["Sandbox", "sandbox", "ACCOUNTS", "REPO_ROOT"]
+@pytest.fixture
+def faults(sandbox):
+    """The sandbox's fault injection, off at the start and switched off again after the test, whatever happened:
+    ``faults.set(api={...}, registry={...}, token_ttl_seconds=..., codebuild={...})``, ``faults.state()``."""
+
+    class Faults:
+        set = staticmethod(sandbox.set_faults)
+        state = staticmethod(sandbox.fault_state)
+
+    sandbox.set_faults()
+    try:
+        yield Faults()
+    finally:
+        sandbox.set_faults()
+
+
+__all__ = ["Sandbox", "sandbox", "faults", "ACCOUNTS", "REPO_ROOT"]

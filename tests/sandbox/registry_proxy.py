@@ -21,6 +21,10 @@ window of one second, and the most in one calendar second.
 throttles manifest writes per account+region as ECR does (``PutImage`` 10 TPS): a token bucket of that rate and
 burst; a registry push over it gets ``429 TOOMANYREQUESTS``, a ``PutImage`` call ``ThrottlingException``. Off by
 default so that tests and seeding are not slowed; ``make bench`` sets 10 on the destination once seeding is done.
+
+Faults (``tests/sandbox/faults.py``, switched by ``POST /_sandbox/faults`` on the control plane): blob requests
+answered 5xx, cut mid-blob by a TCP reset, or delayed; a registry that answers 503 to everything. Every blob and
+manifest write (and "already there" answer) goes into the fault journal, in the order this proxy saw it.
 """
 
 from __future__ import annotations
@@ -29,18 +33,25 @@ import base64
 import http.client
 import json
 import re
+import socket
 import ssl
 import os
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from typing import Callable
+from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 from .config import RegistryEndpoint
 from .ecr import EcrApiError
+from .ecr import EXPIRED
 from .ecr import EcrImageStore
+from .faults import EXPIRED_TOKEN_MESSAGE
+from .faults import FaultInjector
+from .faults import manifest_refs
 
 MANIFEST_RE = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 BLOB_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<rest>.+)$")
@@ -213,6 +224,12 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
             self._error(401, "DENIED", "Not Authorized", challenge)
             return False
         reason = "user must be AWS" if user != "AWS" else self.server.store.tokens.check(password, endpoint.account, endpoint.region)
+        if reason == EXPIRED:
+            self.server.faults.count(f"registry {endpoint.key} token expired")
+            # what ECR answers (docker prints "denied: Your authorization token has expired. Reauthenticate and try
+            # again."): 403, not the 401 of a missing or wrong password, and no challenge
+            self._error(403, "DENIED", EXPIRED_TOKEN_MESSAGE)
+            return False
         if reason:
             self._error(401, "DENIED", f"Your authorization token is not valid: {reason}", challenge)
             return False
@@ -263,6 +280,10 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
         if not self.server.backend_alive():
             self._error(503, "UNAVAILABLE", f"registry backend for {self.server.endpoint.key} is not running")
             return
+        fault = self.server.faults.registry_fault(self.server.endpoint.key, self.command, blob=False)
+        if fault and fault.get("error"):  # injected: a registry that stays down
+            self._error(fault["error"], "UNAVAILABLE", "Service Unavailable")
+            return
         if not self._authorized():
             return
         if path in ("/v2", "/v2/"):
@@ -300,6 +321,7 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
                 return
             headers = {"Content-Type": image.media_type, "Docker-Content-Digest": image.digest}
             self._send(200, image.manifest, headers, head=self.command == "HEAD")
+            self._journal("manifest", "exists", name, image.digest)
             return
         if self.command == "PUT":
             body = self._read_body()
@@ -322,6 +344,7 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
                     return
                 expected = None if tag else ref
                 image = store.put(endpoint.account, endpoint.region, name, body, media_type, tag, expected, via_registry=True)
+                self._journal("manifest", "push", name, image.digest, tag, manifest_refs(json.loads(body)))
             self._send(
                 201,
                 b"",
@@ -329,6 +352,52 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
             )
             return
         self._error(405, "UNSUPPORTED", "manifest deletion through the registry API is not supported by ECR")
+
+    def _journal(self, kind: str, how: str, name: str, digest: str | None, tag: str | None = None, refs=None) -> None:
+        self.server.faults.record(self.server.endpoint.key, kind, how, name, digest, tag, refs)
+
+    def _reset_connection(self) -> None:
+        """A TCP reset (SO_LINGER 0, then close), as a dropped connection looks to the client; nothing more is
+        written or read on this connection."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            backend.close()
+            self._backend = None
+
+    def _blob_fault(self) -> dict | None:
+        """Apply an injected blob fault: a delay, then a 5xx answer or a reset of an upload half-way (True: the
+        request has been answered or cut). A reset of a download is done in _blob, once half of the body is sent."""
+        fault = self.server.faults.registry_fault(self.server.endpoint.key, self.command, blob=True)
+        if not fault:
+            return None
+        if fault.get("delay"):
+            time.sleep(fault["delay"])
+        if fault.get("error"):
+            status = fault["error"]
+            code, message = ("UNAVAILABLE", "Service Unavailable") if status == 503 else ("UNKNOWN", "Internal Server Error")
+            self._error(status, code, message)
+            return {"answered": True}
+        if fault.get("reset") and self.command in ("PUT", "PATCH", "POST"):
+            # an upload cut mid-blob: read half of what the client sends (its first chunk when the length is not
+            # announced), then drop the connection
+            length = int(self.headers.get("Content-Length") or 0)
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                next(self._iter_body(), None)
+            remaining = length // 2
+            while remaining > 0:
+                data = self.rfile.read(min(remaining, CHUNK))
+                if not data:
+                    break
+                remaining -= len(data)
+            self._reset_connection()
+            return {"answered": True}
+        return fault
 
     @staticmethod
     def _digest(body: bytes) -> str:
@@ -386,6 +455,10 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
         self._send(200, json.dumps(index).encode(), headers, head=self.command == "HEAD")
 
     def _blob(self, match: re.Match) -> None:
+        fault = self._blob_fault()
+        if fault and fault.get("answered"):
+            return
+        reset_download = bool(fault and fault.get("reset")) and self.command == "GET"
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "host"}
         headers.pop("Authorization", None)
         has_body = self.command in ("PUT", "POST", "PATCH") and (
@@ -413,6 +486,7 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
                     continue
                 self.send_header(key, value)
             self.server.stats.add(self.command)
+            self._journal_blob(match, response.status)
             if self.command == "HEAD":
                 self.send_header("Content-Length", length or "0")
                 self.end_headers()
@@ -422,12 +496,20 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
             if length is not None:
                 self.send_header("Content-Length", length)
                 self.end_headers()
+                # an injected reset mid-blob: half of the body, then the connection drops
+                cut = int(length) // 2 if reset_download and response.status == 200 else None
+                sent = 0
                 while True:
-                    data = response.read(CHUNK)
+                    data = response.read(CHUNK if cut is None else max(1, min(CHUNK, cut - sent)))
                     if not data:
                         break
                     self.wfile.write(data)
+                    sent += len(data)
                     self._count_read(response.status, len(data))
+                    if cut is not None and sent >= cut:
+                        self.wfile.flush()
+                        self._reset_connection()
+                        return
             else:
                 data = response.read()
                 self.send_header("Content-Length", str(len(data)))
@@ -439,6 +521,17 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
             if not reusable:
                 conn.close()
                 self._backend = None
+
+    def _journal_blob(self, match: re.Match, status: int) -> None:
+        """Blob writes and "already there" answers, for the order and duplicate checks (faults.py)."""
+        rest, query = match.group("rest"), parse_qs(urlsplit(self.path).query)
+        if self.command == "HEAD" and status == 200 and not rest.startswith("uploads"):
+            self._journal("blob", "exists", match.group("name"), rest)
+        elif self.command in ("PUT", "POST") and status == 201:
+            if query.get("mount"):
+                self._journal("blob", "mount", match.group("name"), query["mount"][0])
+            elif query.get("digest"):
+                self._journal("blob", "upload", match.group("name"), query["digest"][0])
 
     def _counted_body(self):
         for data in self._iter_body():
@@ -461,8 +554,10 @@ class RegistryProxyServer(ThreadingHTTPServer):
         backend_alive: Callable[[], bool],
         ssl_context: ssl.SSLContext | None = None,
         verbose: bool = False,
+        faults: FaultInjector | None = None,
     ):
         self.endpoint = endpoint
+        self.faults = faults or FaultInjector()
         self.store = store
         self.backend_alive = backend_alive
         self.verbose = verbose

@@ -22,7 +22,10 @@ from typing import Any
 
 from .config import ACCOUNTS
 from .config import ADMIN_USER
+from .config import DEST_REGION
 from .config import SOURCE_ACCOUNT
+from .config import SOURCE_REGION
+from .config import TARGET_ACCOUNT
 from .config import TARGET_ADMIN_ROLE
 from .config import SandboxConfig
 
@@ -48,6 +51,8 @@ from . import policy  # noqa: E402
 from .ecr import EcrApiError  # noqa: E402
 from .ecr import EcrImageStore  # noqa: E402
 from .ecr import TokenAuthority  # noqa: E402
+from .faults import FaultInjector  # noqa: E402
+from .faults import manifest_refs  # noqa: E402
 from .registry_proxy import RegistryProxyServer  # noqa: E402
 from .replication import BackendBlobCopier  # noqa: E402
 from .replication import ReplicationService  # noqa: E402
@@ -192,8 +197,10 @@ class SandboxApp:
         codebuild: Any | None,
         status: dict[str, Any],
         replication: ReplicationService | None = None,
+        faults: FaultInjector | None = None,
     ):
         self.config = config
+        self.faults = faults or FaultInjector()
         self.store = store
         self.replication = replication
         self.codebuild = codebuild
@@ -206,7 +213,18 @@ class SandboxApp:
             return self._json(start_response, 200 if self.status["healthy"]() else 503, self.status["report"]())
         if path == "/_sandbox/codebuild" and self.codebuild is not None:
             return self._codebuild_settings(environ, start_response)
+        if path == "/_sandbox/faults":
+            return self._faults(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        for prefix in (ECR_TARGET, CODEBUILD_TARGET):
+            if target.startswith(prefix):
+                # injected faults (faults.py) answer before anything else, as a throttled call never reaches the
+                # service; the body is read so that the connection stays usable
+                fault = self.faults.api_fault(target[len(prefix) :])
+                if fault is not None:
+                    length = int(environ.get("CONTENT_LENGTH") or 0)
+                    environ["wsgi.input"].read(length) if length else None
+                    return self._error(start_response, *fault)
         if target.startswith(ECR_TARGET):
             # moto would let this header choose the account; only the access key says whose call it is.
             environ.pop("HTTP_X_MOTO_ACCOUNT_ID", None)
@@ -270,6 +288,19 @@ class SandboxApp:
                 return self._error(start_response, 400, "InvalidParameter", str(exc))
             self.codebuild.wake.set()
         return self._json(start_response, 200, current)
+
+    def _faults(self, environ, start_response):
+        """GET: the fault configuration, what was injected, the calls of faulted operations and the registry write
+        journal; POST {settings}: replace the configuration (``{}``: every fault off) and reset the counts."""
+        if environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                self.faults.configure(json.loads(environ["wsgi.input"].read(length) or b"{}"))
+            except (ValueError, TypeError) as exc:  # FaultConfigError is a ValueError
+                return self._error(start_response, 400, "InvalidParameter", str(exc))
+            if self.codebuild is not None:
+                self.codebuild.wake.set()
+        return self._json(start_response, 200, self.faults.snapshot())
 
     def _codebuild(self, operation: str, account: str, region: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.codebuild.handle(operation, body, account, region)
@@ -414,8 +445,9 @@ def _bootstrap_accounts(config: SandboxConfig) -> dict[str, str]:
 class CodeBuildContext:
     """What the sandbox CodeBuild needs from the sandbox (see tests/sandbox/codebuild.py)."""
 
-    def __init__(self, config: SandboxConfig):
+    def __init__(self, config: SandboxConfig, faults: FaultInjector | None = None):
         self.config = config
+        self.faults = faults
         self.sandbox_dir = config.sandbox_dir
         self.minute_seconds = float(os.environ.get("SANDBOX_CODEBUILD_MINUTE_SECONDS", "60"))
         self.provisioning_seconds = float(os.environ.get("SANDBOX_CODEBUILD_PROVISIONING_SECONDS", "0"))
@@ -498,12 +530,34 @@ def serve(config: SandboxConfig, verbose: bool = False) -> None:
         if status not in (200, 201):
             raise EcrApiError("LayersNotFoundException", f"the registry refused the manifest: {body[:300]!r}")
 
+    tokens = TokenAuthority()
+    # "source"/"target" in a fault configuration name the registries of the source and destination regions
+    faults = FaultInjector(
+        aliases={
+            "source": config.registry(SOURCE_ACCOUNT, SOURCE_REGION).key,
+            "target": config.registry(TARGET_ACCOUNT, DEST_REGION).key,
+        }
+    )
+    faults.token_authority = tokens
     store = EcrImageStore(
         blob_exists=blob_exists,
         manifest_to_registry=manifest_to_registry,
-        tokens=TokenAuthority(),
+        tokens=tokens,
         proxy_endpoint_for=lambda account, region: config.registry(account, region).proxy_endpoint,
     )
+    # PutImage calls go into the fault journal beside the registry pushes (the order of tag writes is checked there)
+    put_image = store.api_put_image
+
+    def journaled_put_image(account: str, region: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = put_image(account, region, body)
+        image_id = answer["image"]["imageId"]
+        faults.record(
+            f"{account}-{region}", "manifest", "put_image", body.get("repositoryName"), image_id["imageDigest"],
+            image_id.get("imageTag"), manifest_refs(json.loads(body["imageManifest"])),
+        )
+        return answer
+
+    store.api_put_image = journaled_put_image
     # ECR's own replication (rules, pushes replicated after a delay, backfills), copying between the real registries.
     replication = ReplicationService(store, copy_blobs=BackendBlobCopier(config))
     cert_file, key_file, _bundle = ensure_certificates(config.tls_dir)
@@ -516,7 +570,9 @@ def serve(config: SandboxConfig, verbose: bool = False) -> None:
             process.start()
         for key, process in registries.items():
             _wait_for_port(process.endpoint.backend_port, process.alive)
-            proxies[key] = RegistryProxyServer(process.endpoint, store, process.alive, ssl_context, verbose=verbose)
+            proxies[key] = RegistryProxyServer(
+                process.endpoint, store, process.alive, ssl_context, verbose=verbose, faults=faults
+            )
             proxies[key].serve_in_thread()
 
         credentials = _bootstrap_accounts(config)
@@ -526,7 +582,7 @@ def serve(config: SandboxConfig, verbose: bool = False) -> None:
         try:
             from .codebuild import CodeBuildService
 
-            codebuild = CodeBuildService(CodeBuildContext(config))
+            codebuild = CodeBuildService(CodeBuildContext(config, faults))
         except ImportError as exc:
             print(f"sandbox: CodeBuild emulator not available ({exc})", file=sys.stderr)
 
@@ -546,7 +602,7 @@ def serve(config: SandboxConfig, verbose: bool = False) -> None:
             }
 
         status = {"healthy": lambda: all(p.alive() for p in registries.values()), "report": report}
-        app = SandboxApp(config, store, codebuild, status, replication)
+        app = SandboxApp(config, store, codebuild, status, replication, faults)
         replication.start()
         http_server = make_server("127.0.0.1", config.base_port, app, threaded=True, request_handler=MotoRequestHandler)
         threading.Thread(target=http_server.serve_forever, name="aws-endpoint", daemon=True).start()
