@@ -20,7 +20,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.ansible/collections
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.ansible/tmp
 
 .PHONY: help deps apt-deps venv collection sandbox sandbox-down demo test unit integration lint sanity \
-        molecule changelog-lint buildspec benchmark bench clean
+        molecule changelog-lint buildspec benchmark bench soak clean
 
 help:
 	@echo "make demo          start the sandbox and run the replication flow against it"
@@ -29,6 +29,7 @@ help:
 	@echo "make sandbox-down  stop every process the sandbox started"
 	@echo "make benchmark     long benchmarks (large catalog); not part of make test"
 	@echo "make bench         codebuild vs local vs skopeo sync vs the seed -> bench/results (BENCH_PROFILE=small: ~2 min)"
+	@echo "make soak          the slow cases (@pytest.mark.slow): every fault at once over the whole catalog, ..."
 	@echo "make buildspec     regenerate buildspec.yml from plugins/module_utils/replicator.py"
 
 deps: apt-deps venv collection
@@ -103,6 +104,12 @@ buildspec: collection
 
 benchmark: deps
 	@$(BIN)/python -m pytest -q tests/benchmarks -s $(PYTEST_ARGS)
+
+# The slow cases make test leaves out (@pytest.mark.slow): the fault soak (tests/integration/faults) and the other
+# long runs, on a private sandbox (tests/conftest.py) unless SANDBOX_TEST_DIR names a running one.
+soak: deps
+	@SANDBOX_CODEBUILD_MINUTE_SECONDS=$${SANDBOX_CODEBUILD_MINUTE_SECONDS:-5} \
+	  $(BIN)/python -m pytest -q -m slow -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 # Not part of make test: the large profile takes 10-20 minutes on 2 cores. Sandbox ports 27000-27099.
 BENCH_PROFILE ?= large

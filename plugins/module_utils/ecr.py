@@ -53,8 +53,9 @@ ALL_MANIFEST_MEDIA_TYPES = (
 ImageId = Dict[str, str]
 
 # AWSRetry's defaults know "Throttling" and "RequestLimitExceeded"; ECR answers "ThrottlingException"
-# (PutImage is limited to 10 TPS per account and region, the Describe* calls to a few more).
-ECR_THROTTLING_CODES = ("ThrottlingException", "TooManyRequestsException", "LimitExceededException")
+# (PutImage is limited to 10 TPS per account and region, the Describe* calls to a few more). Not
+# LimitExceededException: ECR uses it for quotas (repositories per registry, backfills...), which waiting does not lift.
+ECR_THROTTLING_CODES = ("ThrottlingException", "TooManyRequestsException")
 
 
 def ecr_retry():

@@ -403,6 +403,11 @@ class CodeBuildService:
     def _start_build(self, body: dict, account: str, region: str) -> dict:
         if self.closing:
             raise CodeBuildApiError("InvalidInputException", "the sandbox is shutting down")
+        faults = getattr(self.ctx, "faults", None)
+        if faults is not None and faults.take_queue_full():  # injected (faults.py): the queue is full
+            from .faults import QUEUE_FULL_MESSAGE
+
+            raise CodeBuildApiError("AccountLimitExceededException", QUEUE_FULL_MESSAGE)
         project = self._find_project(account, region, body["projectName"])
         if project is None:
             raise self._not_found(account, region, body["projectName"])
@@ -419,11 +424,6 @@ class CodeBuildService:
             raise _invalid("queuedTimeoutInMinutesOverride must be between 5 and 480")
         for variable in body.get("environmentVariablesOverride", []):
             self._check_variable(variable)
-        faults = getattr(self.ctx, "faults", None)
-        if faults is not None and faults.take_queue_full():
-            from .faults import QUEUE_FULL_MESSAGE
-
-            raise CodeBuildApiError("AccountLimitExceededException", QUEUE_FULL_MESSAGE)
         queued = sum(1 for b in self._build_table(account, region).values() if b.state == "QUEUED")
         if queued >= self.ctx.queue_limit:
             raise CodeBuildApiError(
