@@ -47,6 +47,7 @@ class Tally:
     scanned: int = 0
     secrets: set = field(default_factory=set)
     findings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
 
     def fault_injected(self, name: str, count: int = 1) -> None:
         self.injected[name] += count
@@ -115,6 +116,68 @@ def reliability() -> Tally:
     return TALLY
 
 
+def scan_build_logs(env: dict, tally: Tally) -> None:
+    """Every build the sandbox CodeBuild ran, in both accounts and regions: its environment variables as
+    BatchGetBuilds shows them, and its whole log. A secret in either is a finding."""
+    import boto3
+
+    for account_env in ({}, {"profile": "target"}):
+        for region in (env["SANDBOX_SOURCE_REGION"], env["SANDBOX_DEST_REGION"]):
+            session = boto3.Session(
+                aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                region_name=region,
+            )
+            if account_env:  # the target account's administrator role, as the sandbox's `target` profile
+                creds = session.client("sts", endpoint_url=env["AWS_ENDPOINT_URL"]).assume_role(
+                    RoleArn=env["SANDBOX_TARGET_ADMIN_ROLE_ARN"], RoleSessionName="reliability-scan"
+                )["Credentials"]
+                session = boto3.Session(
+                    aws_access_key_id=creds["AccessKeyId"],
+                    aws_secret_access_key=creds["SecretAccessKey"],
+                    aws_session_token=creds["SessionToken"],
+                    region_name=region,
+                )
+            codebuild = session.client("codebuild", endpoint_url=env["AWS_ENDPOINT_URL"])
+            logs = session.client("logs", endpoint_url=env["AWS_ENDPOINT_URL"])
+            ids = [i for page in codebuild.get_paginator("list_builds").paginate() for i in page["ids"]]
+            for start in range(0, len(ids), 100):
+                for build in codebuild.batch_get_builds(ids=ids[start:start + 100])["builds"]:
+                    tally.scan(json.dumps(build, default=str), f"BatchGetBuilds {build['id']}")
+                    where = build.get("logs") or {}
+                    if not where.get("groupName") or not where.get("streamName"):
+                        continue
+                    try:
+                        events = logs.get_log_events(
+                            logGroupName=where["groupName"], logStreamName=where["streamName"], startFromHead=True
+                        )["events"]
+                    except Exception:  # noqa: BLE001 - a log group a test deleted: nothing left to leak
+                        continue
+                    tally.scan("\n".join(e["message"] for e in events), f"build log {build['id']}")
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook signature
+    """Under `make test` the sandbox outlives pytest: read every build it ran before the summary is printed."""
+    _scan_sandbox_builds()
+    if TALLY.findings:  # a secret in any output fails the run, whatever the tests said
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _scan_sandbox_builds() -> None:
+    directory, port = os.environ.get("SANDBOX_TEST_DIR"), os.environ.get("SANDBOX_TEST_BASE_PORT")
+    if not (directory and port and TALLY.secrets):
+        return
+    try:
+        from tests.sandbox import lifecycle
+        from tests.sandbox.config import SandboxConfig
+
+        config = SandboxConfig(directory, int(port))
+        if lifecycle.running_pid(config):
+            scan_build_logs(lifecycle.sandbox_env(config), TALLY)
+    except Exception as e:  # noqa: BLE001 - the scan is a check of its own: say it did not run
+        TALLY.notes.append(f"the build logs could not be scanned ({type(e).__name__}: {e})")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest hook signature
     summary = TALLY.summary()
@@ -126,6 +189,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         terminalreporter.write_line("faults not survived: " + ", ".join(not_survived))
     if not_refused:
         terminalreporter.write_line("bad inputs not refused cleanly: " + ", ".join(not_refused))
+    for note in TALLY.notes:
+        terminalreporter.write_line(note)
     for finding in TALLY.findings:
         terminalreporter.write_line("SECRET LEAK: " + finding)
     path = os.environ.get("RELIABILITY_TALLY_FILE")

@@ -28,6 +28,9 @@ if ! python -m tests.sandbox start --profile small --dir "$SANDBOX_TEST_DIR" --b
 fi
 trap 'python -m tests.sandbox stop --dir "$SANDBOX_TEST_DIR" --base-port "$SANDBOX_TEST_BASE_PORT" >/dev/null 2>&1' EXIT
 
+# the reliability figures (tests/reliability.py): printed again as the last line of make test
+export RELIABILITY_TALLY_FILE="$PWD/.ansible/reliability.json"
+rm -f "$RELIABILITY_TALLY_FILE"
 step "pytest (unit + sandbox integration)" python -m pytest -q -m "not slow" -p no:cacheprovider tests/unit tests/integration
 if [ -f tests/molecule.sh ]; then
   step "molecule scenarios" bash -c "set -a; source '$SANDBOX_TEST_DIR/env'; set +a; bash tests/molecule.sh"
@@ -35,8 +38,14 @@ fi
 step "ansible-lint (production profile) + changelog lint" bash tests/lint.sh
 step "ansible-test sanity" bash tests/sanity.sh
 
+tally_line() {
+  python -c 'import json,sys; print(json.load(open(sys.argv[1]))["line"])' "$RELIABILITY_TALLY_FILE" 2>/dev/null ||
+    echo "reliability: no figures (pytest did not finish)"
+}
 if [ ${#failed[@]} -gt 0 ]; then
   echo "make test: FAILED steps: ${failed[*]}"
+  tally_line
   exit 1
 fi
 echo "make test: all steps passed"
+tally_line
