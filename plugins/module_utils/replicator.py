@@ -70,6 +70,7 @@ ENV_DOC = {
     "REPL_CREATE_REPOSITORIES": "create missing destination repositories (true)",
     "REPL_COPY_LIFECYCLE_POLICY": "give created repositories the source lifecycle policy (false)",
     "REPL_COPY_REPOSITORY_POLICY": "give created repositories the source repository policy (false)",
+    "REPL_KMS_KEY": "KMS key of repositories created for a KMS-encrypted source (default: the AWS managed key)",
 }
 
 
@@ -97,7 +98,7 @@ try:
 except ImportError:  # Ansible imports this file too; only the program needs boto3
     boto3 = Config = ClientError = None
 
-# Worth another attempt. Not LimitExceededException: a quota, not a rate; waiting does not help, the image fails.
+# Retried. Not LimitExceededException: a quota, not a rate; waiting does not help, the image fails.
 RETRY_CODES = ("ThrottlingException", "ServerException", "InternalFailure", "ServiceUnavailable", "RequestTimeout")
 # Every type ECR stores: BatchGetImage may convert a manifest to a type it was not asked for (another digest).
 MEDIA_TYPES = ["application/vnd.%s" % t for t in (
@@ -122,9 +123,16 @@ def transient(e):
         return e.status >= 500 or e.status == 429 or e.expired
     if isinstance(e, ClientError):
         return _code(e) in RETRY_CODES or e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
-    # resets, refusals, timeouts, a body cut short; botocore's EndpointConnectionError, ReadTimeoutError, ...
+    # resets, timeouts, a body cut short; botocore's EndpointConnectionError, ReadTimeoutError, ...
     return isinstance(e, (OSError, http.client.HTTPException)) or type(e).__name__.endswith(
         ("ConnectionError", "ConnectionClosedError", "TimeoutError"))
+
+
+class Manifests(dict):
+    """digest -> (manifest text, media type), of the source."""
+
+    def __missing__(self, digest):
+        raise RuntimeError("manifest unknown or damaged in the source: %s" % digest)
 
 
 class Replicator:
@@ -160,16 +168,16 @@ class Replicator:
             (("get_lifecycle_policy", "put_lifecycle_policy", "lifecyclePolicyText"), "REPL_COPY_LIFECYCLE_POLICY"),
             (("get_repository_policy", "set_repository_policy", "policyText"), "REPL_COPY_REPOSITORY_POLICY"),
         ) if flag(on, False)]
-        # 3% under the rate: a call that reaches ECR a little late must not make a second of 11
-        self.interval, self.next_put = 1.03 / max(0.1, number("REPL_PUT_TPS", 10.0)), 0.0
+        tps = max(0.1, number("REPL_PUT_TPS", 10.0))
+        self.interval, self.next_put = 1.03 / (int(tps) if tps >= 1 else tps), 0.0  # see put()
         self.registry = {"registryId": self.dest_account} if self.dest_account else {}
         self.slots = threading.BoundedSemaphore(self.parallel)  # blob transfers, all repositories
         self.secrets = set()
-        self.lock, self.token_lock, self.local = threading.RLock(), threading.Lock(), threading.local()
-        self.done, self.mounts = {}, {}  # work done once per build; digest -> a destination repository holding it
+        self.lock, self.token_lock, self.put_lock = threading.RLock(), threading.Lock(), threading.Lock()
+        self.local = threading.local()
+        self.done, self.mounts = {}, {}  # once(); digest -> a destination repository holding it
         self.auth = self.source_ecr = self.dest_ecr = None
-        self.creds_at = self.tokens_at = 0.0
-        self.gen = 0
+        self.creds_at = self.tokens_at = self.gen = 0
 
     def log(self, message):
         message = str(message)
@@ -180,7 +188,7 @@ class Replicator:
             self.out.flush()
 
     def client(self, service, region, **credentials):
-        # one attempt: retry() decides, so that LimitExceededException (botocore retries it) is not retried
+        # one attempt: retry() decides (botocore retries LimitExceededException)
         config = Config(retries={"total_max_attempts": 1}, max_pool_connections=64)
         return boto3.session.Session(**credentials).client(service, region_name=region, config=config)
 
@@ -324,34 +332,28 @@ class Replicator:
                 future.set_exception(e)
         return future.result()
 
-    def pace(self):
-        """Wait for this call's turn: PutImage calls evenly spaced at REPL_PUT_TPS (no burst: a calendar second
-        never sees more than the rate); each attempt counts, as ECR counts them."""
-        with self.lock:
-            now = time.monotonic()
-            turn = self.next_put = max(self.next_put + self.interval, now)
-        time.sleep(turn - now)
-
     def put(self, name, manifest, digest, tag=None):
-        """PutImage (by digest without a tag), paced."""
+        """PutImage (by digest without a tag), paced; each attempt counts, as ECR counts them."""
         text, media_type = manifest
         args = dict(self.registry, repositoryName=name, imageManifest=text, imageDigest=digest)
         args.update({"imageTag": tag} if tag else {}, **{"imageManifestMediaType": media_type} if media_type else {})
 
         def call():
-            self.pace()
-            try:
-                self.dest().put_image(**args)
-            except ClientError as e:
-                if _code(e) != "ImageAlreadyExistsException":  # an attempt that timed out, or another build
-                    raise
+            # One call at a time, each started an interval after the previous one and after its answer: then ECR
+            # sees at most int(REPL_PUT_TPS) in any second whatever the latencies, and builds sharing 10 stay within
+            with self.put_lock:
+                time.sleep(max(0.0, self.next_put - time.monotonic()))
+                self.next_put = time.monotonic() + self.interval
+                try:
+                    self.dest().put_image(**args)
+                except ClientError as e:
+                    if _code(e) != "ImageAlreadyExistsException":  # an attempt that timed out, or another build
+                        raise
 
         self.retry("PutImage %s@%s" % (name, tag or digest), call)
 
     def manifest(self, name, digest, manifests, tag=None):
         """Blobs, then child manifests, then the manifest itself: a tag never names an image not all there."""
-        if digest not in manifests:
-            raise RuntimeError("manifest unknown or damaged in the source: %s" % digest)
         doc = json.loads(manifests[digest][0])
         with self.slots:
             for blob in [doc.get("config") or {}] + (doc.get("layers") or []):
@@ -379,8 +381,11 @@ class Replicator:
         src = self.source_ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
         args = {"repositoryName": name, "imageTagMutability": src.get("imageTagMutability", "MUTABLE"),
                 "imageScanningConfiguration": {"scanOnPush": src["imageScanningConfiguration"]["scanOnPush"]},
-                # a KMS key belongs to the source account and region: the destination uses its AWS managed key
+                # a KMS key belongs to the source account and region: the destination uses REPL_KMS_KEY, else its
+                # AWS managed key
                 "encryptionConfiguration": {"encryptionType": src["encryptionConfiguration"]["encryptionType"]}}
+        if args["encryptionConfiguration"]["encryptionType"].startswith("KMS") and self.env.get("REPL_KMS_KEY"):
+            args["encryptionConfiguration"]["kmsKey"] = self.env["REPL_KMS_KEY"]
         if src.get("imageTagMutabilityExclusionFilters"):
             args["imageTagMutabilityExclusionFilters"] = src["imageTagMutabilityExclusionFilters"]
         try:
@@ -413,7 +418,7 @@ class Replicator:
                 r["to_tag"] = [t for t in r["tags"] if have.get(t) != r["digest"] and (t not in r["conflicts"] or movable)]
                 r["copied"] = r["digest"] not in have
             todo = [r for r in results if r["copied"] or r["to_tag"]]
-            manifests, want = {}, list(dict.fromkeys(r["digest"] for r in todo))
+            manifests, want = Manifests(), list(dict.fromkeys(r["digest"] for r in todo))
             while want:  # the source manifests and their missing children, one BatchGetImage per 100
                 answer = self.api(self.source_ecr.batch_get_image, repositoryName=name, acceptedMediaTypes=MEDIA_TYPES,
                                   imageIds=[{"imageDigest": d} for d in want[:100]])
@@ -424,7 +429,7 @@ class Replicator:
                         manifests[digest] = (text, i.get("imageManifestMediaType"))
                         want += [m["digest"] for m in json.loads(text).get("manifests") or []
                                  if m["digest"] not in have and m["digest"] not in manifests and m["digest"] not in want]
-            # indexes first: their children are then written once, by digest, before any index or tag names them
+            # indexes first: their children are then written once, before anything names them
             todo.sort(key=lambda r: (not r["copied"], -len(manifests.get(r["digest"], ("",))[0])))
             with concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
                 list(pool.map(lambda r: self.copy_image(r, manifests), todo))
@@ -451,8 +456,6 @@ class Replicator:
                 self.once(("m", name, digest), lambda: ran.append(1) or self.manifest(name, digest, manifests, *first))
                 r["tags_applied"] += first if ran else []
             for tag in r["to_tag"][len(r["tags_applied"]) :]:
-                if digest not in manifests:
-                    raise RuntimeError("manifest unknown or damaged in the source: %s" % digest)
                 self.put(name, manifests[digest], digest, tag)
                 r["tags_applied"].append(tag)
             for tag in r["tags_applied"]:
@@ -509,8 +512,8 @@ class Replicator:
                 self.log(format_result(r))
             return self.finish(results)
         self.log("source registry %s, destination registry %s" % (self.auth["src"][1], self.auth["dst"][1]))
-        # repositories side by side; self.slots caps the blob transfers over all of them
-        with concurrent.futures.ThreadPoolExecutor(min(32, len(by_repo) or 1)) as pool:
+        # REPL_PARALLEL repositories side by side, as many images of each; self.slots caps the blob transfers
+        with concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
             done = pool.map(lambda item: self.replicate_repository(*item), sorted(by_repo.items()))
             return self.finish([r for results in done for r in results])
 
@@ -523,7 +526,7 @@ class Replicator:
 
 
 def main(env=None):
-    for sig in (signal.SIGTERM, signal.SIGINT):  # no files to clean up: tokens and credentials live in memory
+    for sig in (signal.SIGTERM, signal.SIGINT):  # no files to remove: secrets live in memory
         signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
     return Replicator(env).run()
 

@@ -72,7 +72,6 @@ CODEBUILD_USD_PER_MINUTE = 0.005
 PROVISIONING_MODEL_SECONDS = 60
 TRANSFER_USD_PER_GB = 0.02
 METHODS = ("codebuild", "local", "skopeo sync", "seed")
-BASELINE_COMMIT = "9eb3530"  # the last commit with the copy program of before issue 13
 
 
 def log(message: str) -> None:
@@ -545,7 +544,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--profile", choices=("small", "large"), default="large")
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"))
-    parser.add_argument("--seed-images", type=int, default=int(os.environ.get("BENCH_SEED_IMAGES", "60")))
+    parser.add_argument("--seed-images", type=int, default=int(os.environ.get("BENCH_SEED_IMAGES", "40")))
     parser.add_argument("--no-overhead", action="store_true", help="skip the non-transfer time measurement")
     parser.add_argument("--render", metavar="JSON", help="only write the .md and .png of an earlier run's .json")
     parser.add_argument("--overhead-only", action="store_true", help="with --render: measure the non-transfer time "
