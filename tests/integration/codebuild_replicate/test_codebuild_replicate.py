@@ -1,5 +1,6 @@
-"""codebuild_replicate + buildspec.yml against the sandbox (moto control plane, real registries, real skopeo,
-real builds through the sandbox CodeBuild), with executor codebuild and local."""
+"""codebuild_replicate + buildspec.yml against the sandbox (moto control plane, real registries, real builds through
+the sandbox CodeBuild), with executor codebuild and local. Registry faults mid-copy (the copy program's retries):
+tests/integration/faults and tests/unit/plugins/module_utils/replicator/test_replicator_faults.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import re
 import pytest
 
 PROJECT = "ecr-repl-test"  # created by conftest.py
-FLAKY_PROJECT = "ecr-repl-test-flaky"
 pytestmark = pytest.mark.sandbox
 EXECUTORS = ["codebuild", "local"]
 
@@ -183,35 +183,3 @@ def test_failing_image_marks_only_itself_failed(replication, executor):
     partial = out2["partial"]
     assert not partial.get("failed") and partial["summary"]["failed"] == 1
     assert partial["summary"]["present"] == len(images)
-
-
-@pytest.mark.parametrize("executor", EXECUTORS)
-def test_registry_error_mid_copy_is_retried(replication, executor):
-    sb = replication.sandbox
-    sb.reset_target()
-    image = next(i for i in replication.source_images() if i["repositoryName"] == "legacy-app" and i.get("imageTags"))
-    dest_ref = "docker://%s/legacy-app@%s" % (sb.registry_host("target"), image["imageDigest"])
-    # the copy pushes under the first tag (one manifest write less) or, for an untagged image, the digest
-    tag_ref = "docker://%s/legacy-app:%s" % (sb.registry_host("target"), image["imageTags"][0])
-    (replication.flaky_state / "fail-once").write_text(dest_ref + "\n" + tag_ref + "\n")
-    for old in replication.flaky_state.glob("failed-*"):
-        old.unlink()
-    wanted = [{"repository": "legacy-app", "digest": image["imageDigest"], "tags": image["imageTags"]}]
-    extra_env = {}
-    project = FLAKY_PROJECT
-    if executor == "local":
-        # REPL_TOKEN_MAX_AGE=0: the registry tokens (and auth file) are renewed before every skopeo call here.
-        extra_env = {"REPL_SKOPEO": str(replication.flaky_skopeo), "FLAKY_STATE": str(replication.flaky_state),
-                     "REPL_BACKOFF": "0.2", "REPL_TOKEN_MAX_AGE": "0"}
-    out = replication.playbook(
-        REPLICATE.replace("images | default(r_facts.images)", "wanted") % "copy",
-        extra_env=extra_env,
-        **variables(replication, executor, wanted=wanted, project=project if executor == "codebuild" else None),
-    )
-    result = out["copy"]
-    assert not result.get("failed"), result.get("msg")
-    (entry,) = result["results"]
-    assert entry["status"] == "copied" and entry["attempts"] == 2
-    assert list(replication.flaky_state.glob("failed-*")), "the injected failure did not happen"
-    if executor == "codebuild":
-        assert "retry copy legacy-app@%s" % image["imageDigest"] in replication.build_logs(result["builds"])
