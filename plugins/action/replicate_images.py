@@ -310,6 +310,7 @@ class ActionModule(AWSActionBase):
             self.args["copy_repository_policy"],
             # a build gets the SecureString's name; only a local run (this process's memory) the ExternalId itself
             external_id_parameter=(dest["external_id_parameter"] or None) if self.executor == "codebuild" else None,
+            kms_key=self.args["kms_key"] or None,
         )
 
     def _compare(self, keys: List[str]) -> Dict[str, List[Dict[str, Any]]]:

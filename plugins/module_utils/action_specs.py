@@ -42,6 +42,7 @@ _RAW = (
     "max_rounds",
     "dry_run",
     "allow_partial",
+    "kms_key",
 )
 
 REPLICATION_INPUTS_SPEC = {name: dict(type="raw") for name in _RAW}
@@ -81,6 +82,7 @@ REPLICATE_IMAGES_SPEC = dict(
     force_tags=dict(type="bool", default=False),
     copy_lifecycle_policy=dict(type="bool", default=False),
     copy_repository_policy=dict(type="bool", default=False),
+    kms_key=dict(type="str", default="", no_log=False),
     poll_interval=dict(type="float", default=15.0),
     wait_timeout=dict(type="float", default=3600.0),
     max_rounds=dict(type="int", default=3),

@@ -134,6 +134,15 @@ CODEBUILD_DENIED_OVERRIDE_KEYS = (
 # LD_PRELOAD, PYTHONPATH, PATH, ...) can make the build's shell or python3 run something else.
 CODEBUILD_ALLOWED_VARIABLE_NAMES = ("REPL_*",)
 
+# Creating a repository encrypted with a customer managed key: ECR calls KMS with the caller's credentials
+# (Amazon ECR User Guide, "Encryption at rest", required IAM permissions): DescribeKey and CreateGrant when the
+# repository is created, RetireGrant when it is deleted. Granted on exactly the named keys, only through ECR.
+KMS_ECR_KEY_ACTIONS = (
+    "kms:CreateGrant",
+    "kms:DescribeKey",
+    "kms:RetireGrant",
+)
+
 ECR_AUTH_ACTION = "ecr:GetAuthorizationToken"
 STS_ASSUME_ROLE_ACTION = "sts:AssumeRole"
 CODEBUILD_SERVICE_PRINCIPAL = "codebuild.amazonaws.com"
@@ -390,12 +399,15 @@ def target_permissions_policy(
     allow_repository_settings: bool = False,
     allow_repository_policy: bool = False,
     extra_regions: Any = None,
+    kms_key_arns: Any = None,
 ) -> dict:
     """Permissions of the destination role: push into repositories under the prefixes (in ``region`` and each of
-    ``extra_regions``)."""
+    ``extra_regions``); with ``kms_key_arns``, create repositories encrypted with those customer managed keys
+    (``KMS_ECR_KEY_ACTIONS`` on exactly these key ARNs, only through ECR in the key's region)."""
     regions = validate_regions(region, extra_regions)
     account = validate_account_id(account, "account")
     prefixes = validate_repository_prefixes(repository_prefixes, all_repositories, "repository_prefixes")
+    keys = validate_kms_key_arns(kms_key_arns, regions, "kms_key_arns")
     actions = list(ECR_TARGET_WRITE_ACTIONS)
     if flag(allow_repository_settings, "allow_repository_settings"):
         actions.extend(ECR_TARGET_SETTINGS_ACTIONS)
@@ -410,8 +422,54 @@ def target_permissions_policy(
                 actions,
                 _repository_arns_in(regions, account, prefixes, all_repositories),
             ),
-        ],
+        ]
+        + [
+            _statement(
+                "UseKmsKeyThroughEcr",
+                KMS_ECR_KEY_ACTIONS,
+                keys,
+                Condition={
+                    "StringEquals": {
+                        "kms:ViaService": sorted({f"ecr.{arn.split(':')[3]}.amazonaws.com" for arn in keys})
+                    }
+                },
+            )
+        ]
+        * bool(keys),
     }
+
+
+_KMS_KEY_ARN_RE = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:kms:(?P<region>[a-z0-9-]+):[0-9]{12}:key/"
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+)
+
+
+def validate_kms_key_arns(values: Any, regions: Iterable[str], option: str) -> list[str]:
+    """Key ARNs (an IAM policy names keys by ARN: an alias is no resource), each in one of ``regions`` (ECR uses a
+    key of the repository's region)."""
+    if values is None or values == "" or values == []:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise OptionError(option, "must be a list of KMS key ARNs")
+    regions = list(regions)
+    keys = []
+    for value in values:
+        match = _KMS_KEY_ARN_RE.match(str(value or ""))
+        if not match:
+            raise OptionError(
+                option,
+                f"{value!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>; an IAM policy cannot "
+                "name a key by alias)",
+            )
+        if match.group("region") not in regions:
+            raise OptionError(
+                option, f"{value} is a key of {match.group('region')}, not of the destination regions {regions}"
+            )
+        keys.append(str(value))
+    return sorted(set(keys))
 
 
 def reader_trust_policy(*, trusted_principals: Any, external_id: str) -> dict:

@@ -91,13 +91,15 @@ def common_env(
     copy_repository_policy: bool = False,
     create_repositories: bool = True,
     external_id_parameter: Optional[str] = None,
+    kms_key: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The REPL_* variables every build of one run gets (see replicator.ENV_DOC).
 
     ECR's PutImage limit (10 TPS per account and region) is shared by the builds that run at the same time.
     With ``external_id_parameter`` the ExternalId reaches the build as a ``PARAMETER_STORE`` variable (the
     SecureString's name; CodeBuild resolves it inside the build); ``external_id`` itself is for local runs, whose
-    environment stays in this process's memory.
+    environment stays in this process's memory. ``kms_key``: the customer managed key of repositories created for a
+    KMS-encrypted source (REPL_KMS_KEY; without it they get the AWS managed key).
     """
     tps = max(0.5, round(ECR_PUT_IMAGE_TPS / max(1, concurrent_builds), 2))
     env = {
@@ -114,6 +116,8 @@ def common_env(
         env["REPL_DEST_ACCOUNT"] = dest_account
     if dest_role_arn:
         env["REPL_DEST_ROLE_ARN"] = dest_role_arn
+    if kms_key:
+        env["REPL_KMS_KEY"] = kms_key
     if external_id_parameter:
         env["REPL_EXTERNAL_ID"] = {"value": external_id_parameter, "type": "PARAMETER_STORE"}
     elif external_id:

@@ -407,6 +407,30 @@ POLL_INTERVAL_RANGE = (0.05, 3600.0)
 WAIT_TIMEOUT_RANGE = (60.0, 30 * 24 * 3600.0)
 
 
+_KMS_KEY_ID = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
+_KMS_ALIAS = r"alias/[A-Za-z0-9/_-]{1,250}"
+_KMS_KEY_RE = re.compile(
+    rf"^({_KMS_KEY_ID}|{_KMS_ALIAS}|arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:[0-9]{{12}}:(key/{_KMS_KEY_ID}|{_KMS_ALIAS}))$"
+)
+
+
+def validate_kms_key(value: Any, option: str, regions: tuple = ()) -> str:
+    """A KMS key as ECR's ``kmsKey`` takes it: key id, key ARN, alias name (``alias/...``) or alias ARN; empty: none.
+    An ARN must be of one of ``regions`` (ECR uses a key of the repository's region), when given."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return ""
+    if not _KMS_KEY_RE.match(text) or text.startswith("alias/aws/"):
+        raise OptionError(
+            option,
+            f"{text!r} is not a customer managed KMS key: a key id, key ARN (arn:aws:kms:<region>:<account>:key/<id>), "
+            "alias name (alias/<name>) or alias ARN (leave it empty for the AWS managed key)",
+        )
+    if text.startswith("arn:") and regions and text.split(":")[3] not in regions:
+        raise OptionError(option, f"{text} is a key of {text.split(':')[3]}; the destination region is {regions[0]}")
+    return text
+
+
 def _role_arn_for(partition: str, account: str, name: str) -> str:
     return f"arn:{partition}:iam::{account}:role/{name}"
 
@@ -449,6 +473,10 @@ def check_replicate_inputs(params: dict, prefix: str = "replicate_") -> dict:
     for option in ("include_untagged", "force_tags", "dry_run", "allow_partial"):
         out[option] = flag(params.get(option, option == "include_untagged"), name(option))
     out["project_name"] = validate_name(params.get("project_name") or "ecr-replication", name("project_name"))
+    # the customer managed key of repositories created for a KMS-encrypted source (empty: the AWS managed key)
+    out["kms_key"] = validate_kms_key(
+        params.get("kms_key"), name("kms_key"), (params["dest_region"],) if params.get("dest_region") else ()
+    )
     out["repositories"] = name_list(params.get("repositories"), name("repositories"))
     out["exclude_repositories"] = name_list(params.get("exclude_repositories"), name("exclude_repositories"))
     out["repository_prefix"] = params.get("repository_prefix") or ""

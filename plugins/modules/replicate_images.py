@@ -147,6 +147,17 @@ options:
     description: Give repositories the copy creates the source repository's policy.
     type: bool
     default: false
+  kms_key:
+    description:
+      - The customer managed KMS key (key id, key ARN, alias name or alias ARN, of the destination region) of the
+        repositories the copy creates for a KMS-encrypted source repository (C(REPL_KMS_KEY) of the copy program).
+      - Empty, a KMS-encrypted source gets a destination repository encrypted with the AWS managed key
+        (C(aws/ecr)); a source encrypted with C(AES256) always gets C(AES256).
+      - The destination role needs C(kms:CreateGrant) and C(kms:DescribeKey) on the key (C(target_role_kms_key_arns),
+        C(provision.yml -e kms_key=<key ARN>)); without them each image of such a repository fails with ECR's
+        C(KmsException).
+    type: str
+    default: ""
   poll_interval:
     description: Seconds between two polls, 0.05 to 3600.
     type: float

@@ -117,6 +117,12 @@ options:
   allow_partial:
     description: Do not fail the play for failed images.
     type: raw
+  kms_key:
+    description:
+      - Customer managed KMS key of repositories created for a KMS-encrypted source (key id, key ARN, alias name or
+        alias ARN); empty for the AWS managed key. A malformed key, C(alias/aws/...), or an ARN of another region
+        than O(dest_region) is refused.
+    type: raw
   option_prefix:
     description: Put before every option name in error messages (the role's variables are C(replicate_*)).
     type: str

@@ -47,6 +47,7 @@ from moto.sts.models import sts_backends  # noqa: E402
 from moto.sts.responses import TokenResponse  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
+from . import kms  # noqa: E402
 from . import policy  # noqa: E402
 from .ecr import EcrApiError  # noqa: E402
 from .ecr import EcrImageStore  # noqa: E402
@@ -241,6 +242,19 @@ class SandboxApp:
                     # allowed by the other registry's policies: the call acts there, for moto as for the store
                     request.account = owner
                     environ["HTTP_X_MOTO_ACCOUNT_ID"] = owner
+                if target[len(ECR_TARGET) :] == "CreateRepository":
+                    # a KMS key must exist there, and ECR's KMS calls on the caller's behalf be allowed (kms.py)
+                    try:
+                        body = kms.check_create_repository(
+                            request.body, request.account, request.region, restricted_role_policies(request.access_key)
+                        )
+                    except kms.KmsError as exc:
+                        return self._error(start_response, exc.status, exc.code, exc.message)
+                    if body is not None:
+                        raw = json.dumps(body).encode()
+                        request.body = body
+                        environ["wsgi.input"] = io.BytesIO(raw)
+                        environ["CONTENT_LENGTH"] = str(len(raw))
                 environ[EcrRequest.KEY] = request
         if (
             self.replication is not None
@@ -507,6 +521,7 @@ def serve(config: SandboxConfig, verbose: bool = False) -> None:
     write_client_files(config)
     _patch_sts()
     _patch_repository_uri(config)
+    kms.patch_kms()
 
     registries = {endpoint.key: RegistryProcess(config, endpoint) for endpoint in config.registries}
     stopping = threading.Event()

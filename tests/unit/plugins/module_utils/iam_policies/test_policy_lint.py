@@ -25,6 +25,11 @@ OUTDATED = (
 )
 
 
+# ECR's own use of a customer managed key needs grants (on exactly the named keys, only through ECR): permissions
+# management by the community auditors' reading, by design.
+KMS_GRANTS = {"kms:creategrant", "kms:retiregrant"}
+
+
 def findings(parliament, policy, community=False):
     result = parliament.analyze_policy_string(json.dumps(policy), include_community_auditors=community)
     return [(f.issue, f.detail, f.location) for f in result.findings]
@@ -52,6 +57,12 @@ def identity_policies():
                 all_repositories=all_repos,
                 allow_repository_settings=settings,
             )
+    yield "target_permissions_kms", p.target_permissions_policy(
+        region="ap-northeast-2",
+        account=DST,
+        repository_prefixes=["team-a/"],
+        kms_key_arns=[f"arn:aws:kms:ap-northeast-2:{DST}:key/0b1c2d3e-0000-4000-8000-000000000000"],
+    )
     yield "codebuild_operator", p.codebuild_operator_policy(
         region="ap-south-1",
         account=SRC,
@@ -90,6 +101,8 @@ def test_community_auditors_only_flag_the_credentials_by_design(parliament, poli
     # GetAuthorizationToken and sts:AssumeRole return credentials: that is what the roles are for.
     for issue, detail, location in findings(parliament, policy, community=True):
         if (issue, detail) == OUTDATED:
+            continue
+        if issue == "PERMISSIONS_MANAGEMENT_ACTIONS" and set(location["actions"]) <= KMS_GRANTS:
             continue
         assert issue == "CREDENTIALS_EXPOSURE"
         assert set(location["actions"]) <= {"ecr:getauthorizationtoken", "sts:assumerole"}
