@@ -48,6 +48,7 @@ _RAW = (
 REPLICATION_INPUTS_SPEC = {name: dict(type="raw") for name in _RAW}
 REPLICATION_INPUTS_SPEC["external_id"] = dict(type="raw", no_log=True)
 REPLICATION_INPUTS_SPEC["external_id_parameter"] = dict(type="raw")
+REPLICATION_INPUTS_SPEC["kms_key"] = dict(type="raw", no_log=False)  # a key's name, not a secret
 REPLICATION_INPUTS_SPEC["option_prefix"] = dict(type="str", default="replicate_")
 
 REPLICATE_IMAGES_SPEC = dict(

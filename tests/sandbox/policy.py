@@ -132,9 +132,9 @@ def statement_applies(statement: dict[str, Any], action: str, resource: str) -> 
 
 
 _STRING_OPERATORS: dict[str, Callable[[str, str], bool]] = {
-    "StringEquals": lambda value, pattern: value == pattern,
+    "StringEquals": str.__eq__,
     "StringEqualsIgnoreCase": lambda value, pattern: value.lower() == pattern.lower(),
-    "StringLike": lambda value, pattern: fnmatch.fnmatchcase(value, pattern),
+    "StringLike": fnmatch.fnmatchcase,
 }
 _NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
             "StringNotLike": "StringLike"}
@@ -149,7 +149,7 @@ def _operator_matches(operator: str, key: str, expected: Any, context: dict[str,
         return any((p.lower() == "true") != present for p in patterns)
     if_exists = operator.endswith("IfExists")
     operator = operator[: -len("IfExists")] if if_exists else operator
-    qualifier, _, operator = operator.rpartition(":")
+    qualifier, operator = operator.rpartition(":")[::2]
     negated = operator in _NEGATED
     test = _STRING_OPERATORS.get(_NEGATED.get(operator, operator))
     if test is None or qualifier not in ("", "ForAnyValue", "ForAllValues"):

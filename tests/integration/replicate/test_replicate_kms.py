@@ -35,7 +35,7 @@ def kms_source(sandbox):
     sandbox.client("ecr", "source", sandbox.source_region).create_repository(
         repositoryName=name, encryptionConfiguration={"encryptionType": "KMS", "kmsKey": source_key}
     )
-    image = next(i for i in sandbox.catalog["images"] if i["kind"] == "image" and i["tags"])
+    image = [i for i in sandbox.catalog["images"] if i["kind"] == "image" and i["tags"]][0]
     host = sandbox.registry_host("source")
     sandbox.skopeo(
         "copy", "--all", "--preserve-digests",
@@ -118,6 +118,9 @@ def test_destination_repository_gets_the_named_key(sandbox, kms_source, tmp_path
     policy = _target_policy(sandbox)
     kms_statement = [s for s in policy["Statement"] if s.get("Sid") == "UseKmsKeyThroughEcr"]
     assert kms_statement and kms_statement[0]["Resource"] == kms_source["dest_key"]
+    # idempotent with the key
+    again = _provision(sandbox, tmp_path / "provision-same", "-e", f"kms_key={kms_source['dest_key']}")
+    assert again.recap["changed"] == 0, again.explain()
     run = _replicate(sandbox, tmp_path, kms_source["name"], "-e", f"kms_key={kms_source['dest_key']}")
     assert run.returncode == 0, run.explain()
     repository = _destination_repository(sandbox, kms_source["name"])
