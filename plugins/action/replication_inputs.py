@@ -77,13 +77,14 @@ class ActionModule(AWSActionBase):
             for n, d in enumerate(destinations):
                 where = prefix + ("destinations[%d].region" % n if params.get("destinations") else "dest_region")
                 validation.check_known_region(d["region"], where, _known_regions(d["region"]))
-            self._try_read_roles(
-                destinations, prefix + ("dest_read_role_arn" if params.get("dest_read_role_arn") else "dest_read_role_name")
-            )
             registries = [(source_account, checked["source_region"])] + [
                 (d["account"], d["region"]) for d in destinations
             ]
             validation.check_repository_names(checked["repositories"], prefix + "repositories", registries)
+            # the first call that can fail on a destination: after every local check
+            self._try_read_roles(
+                destinations, prefix + ("dest_read_role_arn" if params.get("dest_read_role_arn") else "dest_read_role_name")
+            )
         except validation.OptionError as e:
             result.update(failed=True, msg=str(e), option=e.option)
             return result
