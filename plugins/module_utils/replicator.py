@@ -98,9 +98,9 @@ try:
 except ImportError:  # Ansible imports this file too; only the program needs boto3
     boto3 = Config = ClientError = None
 
-# Retried. Not LimitExceededException: a quota, not a rate; waiting does not help, the image fails.
+# Retried. Not LimitExceededException: a quota, not a rate; the image fails.
 RETRY_CODES = ("ThrottlingException", "ServerException", "InternalFailure", "ServiceUnavailable", "RequestTimeout")
-# Every type ECR stores: BatchGetImage may convert a manifest to a type it was not asked for (another digest).
+# Every type ECR stores: BatchGetImage may convert a manifest to a type not asked for (another digest).
 MEDIA_TYPES = ["application/vnd.%s" % t for t in (
     "docker.distribution.manifest.v2+json", "docker.distribution.manifest.list.v2+json", "oci.image.manifest.v1+json",
     "oci.image.index.v1+json", "docker.distribution.manifest.v1+json", "docker.distribution.manifest.v1+prettyjws")]
@@ -114,7 +114,7 @@ class HTTPError(Exception):
     def __init__(self, status, what, body="", gen=0):
         super().__init__("HTTP %d %s: %s" % (status, what, body[:300]))
         self.status, self.gen = status, gen
-        # ECR: 403 "denied: Your authorization token has expired" (not 401), without a body to a HEAD: refresh, retry
+        # ECR: 403 "denied: Your authorization token has expired" (no body to a HEAD): refresh, retry
         self.expired = status == 401 or status == 403 and ("expired" in body.lower() or not body)
 
 
@@ -123,7 +123,7 @@ def transient(e):
         return e.status >= 500 or e.status == 429 or e.expired
     if isinstance(e, ClientError):
         return _code(e) in RETRY_CODES or e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
-    # resets, timeouts, a body cut short; botocore's EndpointConnectionError, ReadTimeoutError, ...
+    # resets, timeouts, a body cut short; botocore's EndpointConnectionError, ...
     return isinstance(e, (OSError, http.client.HTTPException)) or type(e).__name__.endswith(
         ("ConnectionError", "ConnectionClosedError", "TimeoutError"))
 
@@ -175,7 +175,7 @@ class Replicator:
         self.secrets = set()
         self.lock, self.token_lock, self.put_lock = threading.RLock(), threading.Lock(), threading.Lock()
         self.local = threading.local()
-        self.done, self.mounts = {}, {}  # once(); digest -> a destination repository holding it
+        self.done, self.mounts = {}, {}  # once(); digest -> first repository
         self.auth = self.source_ecr = self.dest_ecr = None
         self.creds_at = self.tokens_at = self.gen = 0
 
@@ -252,8 +252,6 @@ class Replicator:
                 url = urllib.parse.urlsplit(a["proxyEndpoint"] if "://" in a["proxyEndpoint"] else "https://" + a["proxyEndpoint"])
                 self.secrets.update((a["authorizationToken"], base64.b64decode(a["authorizationToken"]).decode().partition(":")[2]))
                 auth[side] = (url.scheme, url.netloc.lower(), "Basic " + a["authorizationToken"])
-            if auth["src"][1] == auth["dst"][1]:
-                raise RuntimeError("source and destination registry are the same (%s)" % auth["src"][1])
             if self.auth:
                 self.log("registry tokens renewed")
             self.auth, self.tokens_at, self.gen = auth, time.monotonic(), self.gen + 1
@@ -284,7 +282,7 @@ class Replicator:
                     break
                 except (OSError, http.client.HTTPException):
                     pool.pop((scheme, host)).close()
-                    # a keep-alive connection the server closed meanwhile: once more on a new one
+                    # a keep-alive connection closed by the server: once more on a new one
                     if not reused or body is not None and not isinstance(body, bytes):
                         raise
             if r.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
@@ -299,26 +297,33 @@ class Replicator:
         raise HTTPError(310, url, "too many redirects")
 
     def put_blob(self, name, blob):
-        """One blob into a destination repository: there already, mounted from another repository this build put
+        """One blob into a destination repository: there already, mounted from the repository this build first put
         it in, or streamed from the source (POST, PATCH, PUT ?digest=). A retry starts again from the HEAD."""
         digest, base = blob["digest"], "/v2/%s/blobs/" % name
+        if self.req("dst", "HEAD", base + digest, ok=(200, 404)).status == 200:
+            return
+        with self.lock:  # the first repository to need it uploads it, the others then mount it
+            mine = digest not in self.mounts
+            first = self.mounts.setdefault(digest, concurrent.futures.Future())
+        mount = None if mine else first.result()
         try:
-            if self.req("dst", "HEAD", base + digest, ok=(200, 404)).status == 404:
-                mount = self.mounts.get(digest)
-                query = "?" + urllib.parse.urlencode({"mount": digest, "from": mount}) if mount else ""
-                r = self.req("dst", "POST", base + "uploads/" + query, ok=(201, 202))
-                if r.status == 202:  # no mount: upload
-                    src = self.req("src", "GET", base + digest, stream=True)
-                    r = self.req("dst", "PATCH", r.getheader("Location"), body=iter(lambda: src.read(1 << 20), b""),
-                                 headers={"Content-Type": "application/octet-stream",
-                                          "Content-Length": str(blob["size"])}, ok=(202,))
-                    loc = r.getheader("Location")
-                    self.req("dst", "PUT", loc + ("&" if "?" in loc else "?") + "digest=" + digest, body=b"", ok=(201,))
+            query = "?" + urllib.parse.urlencode({"mount": digest, "from": mount}) if mount else ""
+            r = self.req("dst", "POST", base + "uploads/" + query, ok=(201, 202))
+            if r.status == 202:  # no mount: upload
+                src = self.req("src", "GET", base + digest, stream=True)
+                r = self.req("dst", "PATCH", r.getheader("Location"), body=iter(lambda: src.read(1 << 20), b""),
+                             headers={"Content-Type": "application/octet-stream",
+                                      "Content-Length": str(blob["size"])}, ok=(202,))
+                loc = r.getheader("Location")
+                self.req("dst", "PUT", loc + ("&" if "?" in loc else "?") + "digest=" + digest, body=b"", ok=(201,))
         except Exception:
-            for conn in self.local.__dict__.pop("conns", {}).values():  # half-read answers: start afresh
+            for conn in self.local.__dict__.pop("conns", {}).values():  # half-read answers
                 conn.close()
+            if mine:
+                first.set_result(None)  # the others upload it themselves
             raise
-        self.mounts[digest] = name
+        if mine:
+            first.set_result(name)
 
     def once(self, key, func):
         """func() once per key in this build: the first caller runs it, the others wait for its outcome."""
@@ -339,15 +344,15 @@ class Replicator:
         args.update({"imageTag": tag} if tag else {}, **{"imageManifestMediaType": media_type} if media_type else {})
 
         def call():
-            # One call at a time, each started an interval after the previous one and after its answer: then ECR
-            # sees at most int(REPL_PUT_TPS) in any second whatever the latencies, and builds sharing 10 stay within
+            # One at a time, an interval after the previous one and its answer: ECR sees at most int(REPL_PUT_TPS)
+            # in any second whatever the latencies, so builds sharing 10 stay within
             with self.put_lock:
                 time.sleep(max(0.0, self.next_put - time.monotonic()))
                 self.next_put = time.monotonic() + self.interval
                 try:
                     self.dest().put_image(**args)
                 except ClientError as e:
-                    if _code(e) != "ImageAlreadyExistsException":  # an attempt that timed out, or another build
+                    if _code(e) != "ImageAlreadyExistsException":  # an attempt that timed out did it
                         raise
 
         self.retry("PutImage %s@%s" % (name, tag or digest), call)
@@ -357,7 +362,7 @@ class Replicator:
         doc = json.loads(manifests[digest][0])
         with self.slots:
             for blob in [doc.get("config") or {}] + (doc.get("layers") or []):
-                if blob.get("digest") and "foreign" not in blob.get("mediaType", ""):  # foreign layers: elsewhere
+                if blob.get("digest") and "foreign" not in blob.get("mediaType", ""):  # not in registries
                     self.once(("b", name, blob["digest"]), lambda b=blob: self.retry(
                         "blob %s@%s" % (name, b["digest"]), lambda: self.put_blob(name, b)))
         for child in doc.get("manifests") or []:
@@ -419,7 +424,7 @@ class Replicator:
                 r["copied"] = r["digest"] not in have
             todo = [r for r in results if r["copied"] or r["to_tag"]]
             manifests, want = Manifests(), list(dict.fromkeys(r["digest"] for r in todo))
-            while want:  # the source manifests and their missing children, one BatchGetImage per 100
+            while want:  # and missing children, 100 a call
                 answer = self.api(self.source_ecr.batch_get_image, repositoryName=name, acceptedMediaTypes=MEDIA_TYPES,
                                   imageIds=[{"imageDigest": d} for d in want[:100]])
                 want = want[100:]
@@ -434,7 +439,7 @@ class Replicator:
             with concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
                 list(pool.map(lambda r: self.copy_image(r, manifests), todo))
             self.verify(name, results)
-        except Exception as e:  # the repository cannot be used: each of its images fails with the reason
+        except Exception as e:  # each of its images fails with the reason
             for r in results:
                 if r["status"] == "pending":
                     r["status"], r["error"] = "failed", "%s: %s" % (type(e).__name__, e)
@@ -473,7 +478,7 @@ class Replicator:
             try:
                 details = self.api(self.dest().describe_images, repositoryName=name, **self.registry,
                                    imageIds=[{"imageDigest": d} for d in work[n : n + 100]])["imageDetails"]
-            except ClientError as e:  # one missing digest fails the call: read the whole repository instead
+            except ClientError as e:  # one missing digest fails it all: read all
                 if _code(e) != "ImageNotFoundException":
                     raise
                 details = self.pages(self.dest().describe_images, "imageDetails", repositoryName=name, **self.registry)
@@ -506,13 +511,12 @@ class Replicator:
         try:
             self.source_ecr = self.client("ecr", self.source_region)
             self.refresh_tokens()
-        except Exception as e:  # cannot log in or assume the role: every image fails with the reason
+        except Exception as e:  # every image fails with the reason
             results = [dict(i, status="failed", bytes=0, seconds=0, error="%s: %s" % (type(e).__name__, e)) for i in images]
             for r in results:
                 self.log(format_result(r))
             return self.finish(results)
-        self.log("source registry %s, destination registry %s" % (self.auth["src"][1], self.auth["dst"][1]))
-        # REPL_PARALLEL repositories side by side, as many images of each; self.slots caps the blob transfers
+        # REPL_PARALLEL repositories side by side, as many images each; self.slots caps blob transfers
         with concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
             done = pool.map(lambda item: self.replicate_repository(*item), sorted(by_repo.items()))
             return self.finish([r for results in done for r in results])

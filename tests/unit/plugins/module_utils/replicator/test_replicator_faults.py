@@ -190,6 +190,19 @@ def test_blob_streamed_once_per_repository_then_mounted_not_uploaded_again(regis
     assert dst.mounted == 1 and ("other", layer["digest"]) in dst.present
 
 
+def test_repositories_needing_one_blob_at_once_upload_it_once_and_mount_it(registries):
+    # Repositories are copied side by side: the second must wait for the first upload and mount, not upload too.
+    src, dst = registries
+    layer = src.add("r0", b"base" * 250000)
+    for n in range(1, 6):
+        src.add("r%d" % n, b"base" * 250000)
+    rep, _out = program(src, dst, REPL_PARALLEL="6")
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda n: rep.once(("b", "r%d" % n, layer["digest"]), lambda: rep.put_blob("r%d" % n, layer)),
+                      range(6)))
+    assert dst.uploaded == [layer["digest"]] and dst.mounted == 5
+
+
 @pytest.mark.parametrize("method, path", [("POST", "/uploads/"), ("HEAD", "/blobs/")])  # HEAD: 403 without body
 def test_expired_token_answered_403_is_refreshed_and_the_request_retried(registries, method, path):
     src, dst = registries
