@@ -117,6 +117,7 @@ class DestinationRun:
     remaining: Optional[int] = None
     done: bool = False
     start_failures: int = 0
+    interrupted_builds: int = 0  # builds of this round that ended before their program reported every image
     stopped: List[str] = field(default_factory=list)
     # False until a build of this destination has copied something: until then a single build runs, so that a
     # destination role the builds cannot assume (wrong ExternalId, wrong trust) costs one build, not all of them
@@ -392,11 +393,23 @@ class Driver:
         results = results_for(build.as_record(), build.lines, build.batch)
         for result in results:
             run.results[image_key(result)] = dict(result, build_id=build.id)
+        reported = {image_key(r) for r in replication_results.parse_lines(build.lines)}
+        by_program = bool(results) and all(image_key(r) in reported for r in results)
+        if not by_program and not build.native and not build.stop_requested and build.status != "SUCCEEDED":
+            # the build ended before its program reported every image (install failed, timed out, stopped by
+            # someone else): a further round may copy them even if this one reduced nothing (max_rounds bounds it)
+            run.interrupted_builds += 1
         if run.proven or build.native or build.stop_requested:
             return
         errors = {str(r.get("error") or "") for r in results if r.get("status") == "failed"}
         every_image_failed = results and all(r.get("status") == "failed" for r in results)
-        if every_image_failed and len(errors) == 1 and (len(results) > 1 or _CANNOT_START.search(errors.pop())):
+        # The copy program itself reported every image failed with one cause (it ran, and cannot work: a role it
+        # cannot assume...), or the build could not even start for a reason of that kind. Not a build that ended
+        # before the program reported: that may well pass in the next round, which then runs alone again (the
+        # destination is not proven).
+        cause = next(iter(errors)) if len(errors) == 1 else ""
+        cannot_work = (by_program and len(results) > 1) or _CANNOT_START.search(cause)
+        if every_image_failed and len(errors) == 1 and cannot_work:
             cause = str(results[0].get("error") or build.status)
             self._give_up(
                 run,
@@ -404,6 +417,8 @@ class Driver:
                 "for this destination: %s (if the builds cannot assume the destination role: check dest_role_arn, "
                 "its trust policy and the ExternalId in external_id_parameter)" % (build.id, cause),
             )
+            return
+        if every_image_failed and not by_program:
             return
         run.proven = True  # failures of single images: the builds can work, the next ones run side by side
 
@@ -444,7 +459,8 @@ class Driver:
             if run.error:
                 run.done = True
                 continue
-            if run.rounds >= self.max_rounds or (previous is not None and len(still) >= previous):
+            interrupted, run.interrupted_builds = run.interrupted_builds, 0
+            if run.rounds >= self.max_rounds or (previous is not None and len(still) >= previous and not interrupted):
                 run.done = True
                 self._note(
                     "%s: %d image(s) still need copying after round %d; no further round (%s)"

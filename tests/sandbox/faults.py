@@ -64,7 +64,16 @@ THROTTLING = ("ThrottlingException", "Rate exceeded")
 QUEUE_FULL_MESSAGE = "Cannot have more than 0 builds in queue for the account"
 
 API_KEYS = {"first", "rate", "code", "message", "status"}
-REGISTRY_KEYS = {"blob_errors", "status", "methods", "error_rate", "blob_resets", "reset_methods", "down", "delay_seconds"}
+REGISTRY_KEYS = {
+    "blob_errors",
+    "status",
+    "methods",
+    "error_rate",
+    "blob_resets",
+    "reset_methods",
+    "down",
+    "delay_seconds",
+}
 CODEBUILD_KEYS = {"queue_full", "fail", "time_out", "time_out_after", "stop", "stop_after"}
 TOP_KEYS = {"api", "registry", "token_ttl_seconds", "codebuild"}
 
@@ -166,7 +175,9 @@ class FaultInjector:
             methods = fault.get("methods")
             if methods is None or method in methods:
                 fault["seen"] += 1
-                if fault["seen"] <= int(fault.get("blob_errors") or 0) or self.rand() < float(fault.get("error_rate") or 0):
+                if fault["seen"] <= int(fault.get("blob_errors") or 0) or self.rand() < float(
+                    fault.get("error_rate") or 0
+                ):
                     status = int(fault.get("status") or 503)
                     self.injected[f"registry {key} blob {method} {status}"] += 1
                     return dict(action, error=status)
@@ -177,12 +188,30 @@ class FaultInjector:
                     return dict(action, reset=True)
             return action or None
 
-    def record(self, registry: str, kind: str, how: str, repository: str, digest: str | None,
-               tag: str | None = None, refs: list[str] | None = None) -> None:
+    def record(
+        self,
+        registry: str,
+        kind: str,
+        how: str,
+        repository: str,
+        digest: str | None,
+        tag: str | None = None,
+        refs: list[str] | None = None,
+    ) -> None:
         with self.lock:
-            self.journal.append({"seq": len(self.journal), "time": time.time(), "registry": registry, "kind": kind,
-                                 "how": how, "repository": repository, "digest": digest, "tag": tag,
-                                 "refs": list(refs or [])})
+            self.journal.append(
+                {
+                    "seq": len(self.journal),
+                    "time": time.time(),
+                    "registry": registry,
+                    "kind": kind,
+                    "how": how,
+                    "repository": repository,
+                    "digest": digest,
+                    "tag": tag,
+                    "refs": list(refs or []),
+                }
+            )
 
     def count(self, name: str) -> None:
         """Count something a fault caused elsewhere (an expired token answered 403)."""

@@ -17,17 +17,35 @@ from typing import Any
 import pytest
 import requests
 
+from tests.integration.replicate.conftest import REPO_ROOT
 from tests.integration.replicate.conftest import provision
 from tests.integration.replicate.conftest import run_playbook
 from tests.integration.replicate.conftest import user_args
 from tests.sandbox.faults import check_write_order
 from tests.sandbox.faults import duplicate_uploads
+from tests.sandbox.faults import manifest_writes
+
+
+def _provisioned_already(sandbox) -> bool:
+    """Whether provision.yml's project runs this tree's buildspec.yml and both destination roles exist (in make test
+    an earlier module has provisioned the shared sandbox: running provision.yml again costs 40-80 s)."""
+    try:
+        codebuild = sandbox.client("codebuild", "source", sandbox.source_region)
+        projects = codebuild.batch_get_projects(names=["ecr-replication"])["projects"]
+        iam = sandbox.client("iam", "target")
+        for role in ("ecr-replication-target", "ecr-replication-reader"):
+            iam.get_role(RoleName=role)
+    except Exception:  # noqa: BLE001 - anything missing: provision
+        return False
+    current = (REPO_ROOT / "buildspec.yml").read_text().rstrip()
+    return bool(projects) and (projects[0]["source"].get("buildspec") or "").rstrip() == current
 
 
 @pytest.fixture(scope="module")
 def provisioned(sandbox, tmp_path_factory):
-    """The CodeBuild project and destination roles of provision.yml (idempotent: cheap when already there)."""
-    provision(sandbox, tmp_path_factory.mktemp("provision"))
+    """The CodeBuild project and destination roles of provision.yml."""
+    if not _provisioned_already(sandbox):
+        provision(sandbox, tmp_path_factory.mktemp("provision"))
     return sandbox
 
 
@@ -77,13 +95,15 @@ def verify_destination(sandbox, images) -> int:
     auth = "Basic " + base64.b64encode(f"AWS:{password}".encode()).decode()
     session = requests.Session()
     for image in images:
-        (detail,) = ecr.describe_images(repositoryName=image["repository"], imageIds=[{"imageDigest": image["digest"]}])[
-            "imageDetails"
-        ]
+        (detail,) = ecr.describe_images(
+            repositoryName=image["repository"], imageIds=[{"imageDigest": image["digest"]}]
+        )["imageDetails"]
         assert set(image["tags"] or []) <= set(detail.get("imageTags") or []), (image, detail)
         for blob in image["blobs"] or []:
             answer = session.head(
-                f"https://{host}/v2/{image['repository']}/blobs/{blob}", headers={"Authorization": auth}, timeout=30,
+                f"https://{host}/v2/{image['repository']}/blobs/{blob}",
+                headers={"Authorization": auth},
+                timeout=30,
                 verify=sandbox.env["REQUESTS_CA_BUNDLE"],  # the sandbox CA (explicit: the environment's would win)
             )
             assert answer.status_code == 200, (image["repository"], image["digest"], blob, answer.status_code)
@@ -91,11 +111,14 @@ def verify_destination(sandbox, images) -> int:
 
 
 def check_journal(sandbox, state: dict) -> dict:
-    """No manifest or tag written before its blobs and child manifests were in place; no blob uploaded twice into
-    one repository. Returns the destination's manifest writes by kind, for the test's own checks."""
+    """No manifest or tag written before its blobs and child manifests were in place; no blob uploaded, no manifest
+    or tag written, twice into one repository. Returns the destination's manifest writes by kind, for the test's own checks.
+    """
     journal = state["journal"]
     assert not check_write_order(journal), check_write_order(journal)[:5]
     assert not duplicate_uploads(journal), duplicate_uploads(journal)
+    twice = {key: n for key, n in manifest_writes(journal).items() if n > 1}
+    assert not twice, twice  # nor a manifest or tag written again
     target = sandbox.config.registry(sandbox.target_account, sandbox.dest_region).key
     return {
         "uploads": sum(1 for e in journal if e["registry"] == target and e["kind"] == "blob" and e["how"] == "upload"),

@@ -17,7 +17,8 @@ import requests
 from tests.sandbox.faults import EXPIRED_TOKEN_MESSAGE
 
 pytestmark = pytest.mark.sandbox
-NO_RETRY = botocore.config.Config(retries={"mode": "standard", "max_attempts": 1})
+# total_max_attempts counts the first call ("max_attempts" would count the retries only)
+NO_RETRY = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 def _registry_get(sandbox, path: str, password: str | None = None, account: str = "source"):

@@ -20,8 +20,16 @@ REG = "222222222222-ap-northeast-2"
 
 
 def _entry(seq, kind, how, digest, tag=None, refs=(), repository="r", registry=REG):
-    return {"seq": seq, "registry": registry, "kind": kind, "how": how, "repository": repository, "digest": digest,
-            "tag": tag, "refs": list(refs)}
+    return {
+        "seq": seq,
+        "registry": registry,
+        "kind": kind,
+        "how": how,
+        "repository": repository,
+        "digest": digest,
+        "tag": tag,
+        "refs": list(refs),
+    }
 
 
 def test_write_order_accepts_blobs_then_children_then_the_tagged_index():
