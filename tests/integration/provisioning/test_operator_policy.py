@@ -91,6 +91,10 @@ def test_operator_role_runs_builds_and_cannot_override_the_buildspec(provisioner
         assert record["status"] == "SUCCEEDED", "\n".join(lines[-60:])
         results = [r for r in (parse_line(line) for line in lines) if r]
         assert [(r["digest"], r["status"] in ("copied", "present")) for r in results] == [(image["digest"], True)]
+        ecr = sandbox.client("ecr", "target", sandbox.dest_region)
+        found = ecr.describe_images(repositoryName=image["repository"], imageIds=[{"imageDigest": image["digest"]}])
+        assert set(image["tags"]) <= set(found["imageDetails"][0].get("imageTags", []))
+        reliability.images_verified(1)
 
         # the same role, the same call with a buildspec of its own: refused by the explicit Deny
         variables = [

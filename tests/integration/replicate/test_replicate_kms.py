@@ -113,7 +113,7 @@ def test_without_the_grant_each_image_fails_with_the_kms_cause(sandbox, kms_sour
     assert _destination_repository(sandbox, kms_source["name"]) is None
 
 
-def test_destination_repository_gets_the_named_key(sandbox, kms_source, tmp_path):
+def test_destination_repository_gets_the_named_key(sandbox, kms_source, tmp_path, reliability):
     _provision(sandbox, tmp_path / "provision", "-e", f"kms_key={kms_source['dest_key']}")
     policy = _target_policy(sandbox)
     kms_statement = [s for s in policy["Statement"] if s.get("Sid") == "UseKmsKeyThroughEcr"]
@@ -129,6 +129,7 @@ def test_destination_repository_gets_the_named_key(sandbox, kms_source, tmp_path
         repositoryName=kms_source["name"], imageIds=[{"imageDigest": kms_source["digest"]}]
     )["imageDetails"][0]
     assert kms_source["tag"] in detail["imageTags"]
+    reliability.images_verified(1)
     # back to the provisioning without a key: the grant goes away with it
     _provision(sandbox, tmp_path / "provision-again")
     assert "UseKmsKeyThroughEcr" not in json.dumps(_target_policy(sandbox))
