@@ -198,4 +198,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         with open(path, "w", encoding="utf-8") as handle:
             json.dump({**summary, "line": TALLY.line()}, handle)
     terminalreporter.write_line(TALLY.line())
-

@@ -32,7 +32,7 @@ TAG_COUNT = 1000
 def _registry(sandbox, account: str) -> RegistryClient:
     ecr = sandbox.client("ecr", account)
     auth = ecr.get_authorization_token()["authorizationData"][0]
-    user, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
+    user, _colon, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
     return RegistryClient(auth["proxyEndpoint"], user, password, verify=sandbox.env["REQUESTS_CA_BUNDLE"])
 
 
