@@ -49,6 +49,7 @@ class ActionModule(AWSActionBase):
                 validation.validate_int(args[option], option, *validation.REPLICATE_LIMITS[option])
             validation.validate_seconds(args["poll_interval"], "poll_interval", *validation.POLL_INTERVAL_RANGE)
             validation.validate_seconds(args["wait_timeout"], "wait_timeout", *validation.WAIT_TIMEOUT_RANGE)
+            validation.validate_kms_key(args["kms_key"], "kms_key")
         except validation.OptionError as e:
             result.update(failed=True, msg=str(e), option=e.option)
             return result
