@@ -62,6 +62,9 @@ from typing import Any
 EXPIRED_TOKEN_MESSAGE = "Your authorization token has expired. Reauthenticate and try again."
 THROTTLING = ("ThrottlingException", "Rate exceeded")
 QUEUE_FULL_MESSAGE = "Cannot have more than 0 builds in queue for the account"
+# The journal is always kept (a test reads what happened without having switched a fault on) and cleared by every
+# POST; a sandbox left running for days (make sandbox, make bench) stops recording at this many entries.
+JOURNAL_LIMIT = 200_000
 
 API_KEYS = {"first", "rate", "code", "message", "status"}
 REGISTRY_KEYS = {
@@ -128,6 +131,7 @@ class FaultInjector:
             self.injected: Counter = Counter()
             self.calls: dict[str, list] = {op: [] for op in api}
             self.journal: list[dict[str, Any]] = []
+            self.journal_truncated = False
         if self.token_authority is not None:
             self.token_authority.lifetime_seconds = self.ttl
 
@@ -138,6 +142,7 @@ class FaultInjector:
                 "injected": dict(self.injected),
                 "calls": {op: list(times) for op, times in self.calls.items()},
                 "journal": list(self.journal),
+                "journal_truncated": self.journal_truncated,
             }
 
     # -- API calls (control plane) -----------------------------------------
@@ -199,6 +204,9 @@ class FaultInjector:
         refs: list[str] | None = None,
     ) -> None:
         with self.lock:
+            if len(self.journal) >= JOURNAL_LIMIT:
+                self.journal_truncated = True
+                return
             self.journal.append(
                 {
                     "seq": len(self.journal),

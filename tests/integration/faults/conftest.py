@@ -115,6 +115,7 @@ def check_journal(sandbox, state: dict) -> dict:
     or tag written, twice into one repository. Returns the destination's manifest writes by kind, for the test's own checks.
     """
     journal = state["journal"]
+    assert not state.get("journal_truncated"), "the journal is incomplete: reset the faults before the run"
     assert not check_write_order(journal), check_write_order(journal)[:5]
     assert not duplicate_uploads(journal), duplicate_uploads(journal)
     twice = {key: n for key, n in manifest_writes(journal).items() if n > 1}
