@@ -272,7 +272,8 @@ def destination_report(
 
 
 def _build_entry(build: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("id", "status", "images", "duration_seconds", "log_link", "logs_url", "path")
+    # error and round: why a build failed stays in the report after a later round copied its images
+    keys = ("id", "status", "images", "round", "error", "duration_seconds", "log_link", "logs_url", "path")
     return {k: build.get(k) for k in keys if build.get(k) is not None}
 
 
@@ -462,14 +463,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if builds:
         lines += ["", "## Builds", ""]
         lines += _table(
-            ["Destination", "Build", "Status", "Images", "Seconds", "Logs"],
+            ["Destination", "Build", "Round", "Status", "Images", "Seconds", "Error", "Logs"],
             (
                 [
                     f"{s['account']} / {s['region']}",
                     b.get("id"),
+                    b.get("round"),
                     b.get("status"),
                     _count_images(b.get("images")),
                     b.get("duration_seconds"),
+                    b.get("error"),
                     b.get("log_link") or b.get("logs_url"),
                 ]
                 for s, b in builds

@@ -276,7 +276,7 @@ def test_markdown_tables():
     )
     assert "## Tag conflicts (not overwritten)" in md
     assert "| 222222222222 / ap-northeast-2 | app/db | 1 | 1 | 0 | 0 | 0 | 0 |" in md
-    assert "| 222222222222 / ap-northeast-2 | ecr-replication:abc | FAILED | 1 |  | http://logs |" in md
+    assert "| 222222222222 / ap-northeast-2 | ecr-replication:abc |  | FAILED | 1 |  |  | http://logs |" in md
     assert "**1 image(s) failed**" in md
 
 
@@ -346,3 +346,18 @@ def test_destination_error_is_the_reason_of_unreported_images():
     entry = by_digest(report)[D1]
     assert entry["outcome"] == "failed"
     assert entry["reason"] == "not copied (planning failed: role cannot be assumed); the destination status is missing"
+
+
+def test_a_failed_builds_error_and_round_stay_in_the_report():
+    builds = [
+        {"id": "p:1", "status": "FAILED", "images": 4, "round": 1, "error": "COMMAND_EXECUTION_ERROR in INSTALL"},
+        {"id": "p:2", "status": "SUCCEEDED", "images": 4, "round": 2, "error": None},
+    ]
+    verified = [dict(i, destination_status="present") for i in planned()]
+    report = r.build_report(
+        source={}, destinations=[dest(verified=verified, builds=builds)], strategy="codebuild", dry_run=False
+    )
+    (first, second) = report["destinations"][0]["builds"]
+    assert first["error"] == "COMMAND_EXECUTION_ERROR in INSTALL" and first["round"] == 1
+    assert "error" not in second and second["round"] == 2
+    assert "COMMAND_EXECUTION_ERROR in INSTALL" in r.render_markdown(report)
