@@ -35,6 +35,10 @@ step "pytest (unit + sandbox integration)" python -m pytest -q -m "not slow" -p 
 if [ -f tests/molecule.sh ]; then
   step "molecule scenarios" bash -c "set -a; source '$SANDBOX_TEST_DIR/env'; set +a; bash tests/molecule.sh"
 fi
+# issue 13: make bench keeps working (small profile, its own sandbox on 27000-27099; results in a temp dir, not
+# bench/results; no seed subset and no non-transfer measurement, the slow parts)
+step "make bench (small profile)" python tests/benchmarks/bench.py --profile small --seed-images 0 --no-overhead \
+  --out "$SANDBOX_TEST_DIR/bench"
 step "ansible-lint (production profile) + changelog lint" bash tests/lint.sh
 step "ansible-test sanity" bash tests/sanity.sh
 
