@@ -183,7 +183,7 @@ def test_blob_streamed_once_per_repository_then_mounted_not_uploaded_again(regis
     layer = src.add("app", b"layer" * 1000)
     src.add("other", b"layer" * 1000)
     rep, _out = program(src, dst)
-    for _ in range(2):  # the second image that needs it: known present, no request at all
+    for _attempt in range(2):  # the second image that needs it: known present, no request at all
         rep.once(("b", "app", layer["digest"]), lambda: rep.put_blob("app", layer))
     rep.once(("b", "other", layer["digest"]), lambda: rep.put_blob("other", layer))
     assert dst.uploaded == [layer["digest"]]  # bytes moved once
@@ -319,7 +319,7 @@ def test_put_image_calls_never_exceed_the_rate_in_any_second(registries, tps, mo
 
     rep.dest_ecr.meta.events.register("provide-client-params.ecr.PutImage", arrives)
     calls = 3 * most + 2
-    for _ in range(calls):
+    for _call in range(calls):
         rep.stubs[1].add_response("put_image", {"image": {}}, None)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:  # many copies want to write at once
         list(pool.map(lambda n: rep.put("app", (MANIFEST, None), digest(MANIFEST.encode()), "t%d" % n), range(calls)))
