@@ -169,7 +169,9 @@ class Replicator:
             (("get_repository_policy", "set_repository_policy", "policyText"), "REPL_COPY_REPOSITORY_POLICY"),
         ) if flag(on, False)]
         tps = max(0.1, number("REPL_PUT_TPS", 10.0))
-        self.interval, self.next_put = 1.03 / (int(tps) if tps >= 1 else tps), 0.0  # see put()
+        self.interval = 1.03 / (int(tps) if tps >= 1 else tps)  # see put()
+        # not before an interval: the build this one follows in its slot may have just written
+        self.next_put = time.monotonic() + self.interval
         self.registry = {"registryId": self.dest_account} if self.dest_account else {}
         self.slots = threading.BoundedSemaphore(self.parallel)  # blob transfers, all repositories
         self.secrets = set()

@@ -327,6 +327,16 @@ def test_put_image_calls_never_exceed_the_rate_in_any_second(registries, tps, mo
     assert max(sum(1 for t in seen if s <= t < s + 1) for s in seen) <= most  # no burst, no catch-up
 
 
+def test_a_build_that_takes_over_a_slot_waits_an_interval_before_its_first_put_image(registries):
+    # The driver starts the next build as one ends: its first PutImage must not join the last ones of the build
+    # before it in the same second (each slot is then one writer at REPL_PUT_TPS).
+    started = replicator.time.monotonic()
+    rep, _out = program(*registries, REPL_PUT_TPS="2")
+    rep.stubs[1].add_response("put_image", {"image": {}}, None)
+    rep.put("app", (MANIFEST, None), digest(MANIFEST.encode()), "v1")
+    assert replicator.time.monotonic() - started >= 0.5
+
+
 def run_one_image(src, dst, layer_fault=None, put_error=None):
     """replicate_repository of one tagged image (config + layer) with its tag and a second tag."""
     config, layer = src.add("app", b'{"c":1}'), src.add("app", b"L" * 20000)
