@@ -46,31 +46,42 @@ def _push_image(registry: RegistryClient, repository: str, label: str, padding: 
     return manifest
 
 
-@pytest.fixture(scope="module")
-def edge_images(provisioned):
+def _remove(sandbox, name: str) -> None:
+    for account in ("source", "target"):
+        client = sandbox.client("ecr", account)
+        try:
+            client.delete_repository(repositoryName=name, force=True)
+        except client.exceptions.RepositoryNotFoundException:
+            pass
+
+
+@pytest.fixture
+def big_manifest(provisioned):
     sandbox = provisioned
-    ecr = sandbox.client("ecr", "source")
-    registry = _registry(sandbox, "source")
-    for name in (BIG, TAGGED):
-        ecr.create_repository(repositoryName=name)
+    sandbox.client("ecr", "source").create_repository(repositoryName=BIG)
     try:
+        registry = _registry(sandbox, "source")
         big = _push_image(registry, BIG, "big", padding=1)
         big = _push_image(registry, BIG, "big", padding=MANIFEST_BYTES - len(big))
         assert MANIFEST_BYTES - 200 < len(big) <= MANIFEST_BYTES
-        big_digest = registry.put_manifest(BIG, "big", big, oci.OCI_MANIFEST)
+        yield registry.put_manifest(BIG, "big", big, oci.OCI_MANIFEST), len(big)
+    finally:
+        _remove(sandbox, BIG)
+
+
+@pytest.fixture
+def many_tags(provisioned):
+    sandbox = provisioned
+    sandbox.client("ecr", "source").create_repository(repositoryName=TAGGED)
+    try:
+        registry = _registry(sandbox, "source")
         tagged = _push_image(registry, TAGGED, "tagged")
         tags = [f"build-{n:04d}" for n in range(TAG_COUNT)]
         for tag in tags:
-            tagged_digest = registry.put_manifest(TAGGED, tag, tagged, oci.OCI_MANIFEST)
-        yield {"big": (big_digest, len(big)), "tagged": (tagged_digest, tags)}
+            digest = registry.put_manifest(TAGGED, tag, tagged, oci.OCI_MANIFEST)
+        yield digest, tags
     finally:
-        for account in ("source", "target"):
-            client = sandbox.client("ecr", account)
-            for name in (BIG, TAGGED):
-                try:
-                    client.delete_repository(repositoryName=name, force=True)
-                except client.exceptions.RepositoryNotFoundException:
-                    pass
+        _remove(sandbox, TAGGED)
 
 
 def _destination_tags(sandbox, repository: str) -> dict[str, str]:
@@ -83,9 +94,9 @@ def _destination_tags(sandbox, repository: str) -> dict[str, str]:
     return tags
 
 
-def test_a_manifest_near_the_4_mib_limit_is_copied_byte_for_byte(edge_images, provisioned, tmp_path, reliability):
+def test_a_manifest_near_the_4_mib_limit_is_copied_byte_for_byte(big_manifest, provisioned, tmp_path, reliability):
     sandbox = provisioned
-    digest, size = edge_images["big"]
+    digest, size = big_manifest
     run = run_playbook(sandbox, "replicate.yml", tmp_path, *user_args(sandbox, "-e", f"repositories={BIG}"))
     assert run.returncode == 0, run.explain()
     assert _destination_tags(sandbox, BIG) == {"big": digest}
@@ -96,10 +107,10 @@ def test_a_manifest_near_the_4_mib_limit_is_copied_byte_for_byte(edge_images, pr
 
 
 @pytest.mark.slow
-def test_an_image_with_1000_tags_is_copied_with_every_tag(edge_images, provisioned, tmp_path, reliability):
+def test_an_image_with_1000_tags_is_copied_with_every_tag(many_tags, provisioned, tmp_path, reliability):
     """Marked slow (make soak): 1,000 PutImage calls at ECR's 10 per second take 100 s."""
     sandbox = provisioned
-    digest, tags = edge_images["tagged"]
+    digest, tags = many_tags
     run = run_playbook(
         sandbox, "replicate.yml", tmp_path, *user_args(sandbox, "-e", f"repositories={TAGGED}"), timeout=1200
     )
