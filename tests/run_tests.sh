@@ -31,7 +31,7 @@ trap 'python -m tests.sandbox stop --dir "$SANDBOX_TEST_DIR" --base-port "$SANDB
 # the reliability figures (tests/reliability.py): printed again as the last line of make test
 export RELIABILITY_TALLY_FILE="$PWD/.ansible/reliability.json"
 rm -f "$RELIABILITY_TALLY_FILE"
-step "pytest (unit + sandbox integration)" python -m pytest -q -m "not slow" -p no:cacheprovider tests/unit tests/integration
+step "pytest (unit + sandbox integration)" python -m pytest -q -m "not slow" -p no:cacheprovider --durations=25 tests/unit tests/integration
 if [ -f tests/molecule.sh ]; then
   step "molecule scenarios" bash -c "set -a; source '$SANDBOX_TEST_DIR/env'; set +a; bash tests/molecule.sh"
 fi
