@@ -46,6 +46,13 @@ def kms_source(sandbox):
     dest_key = dest_kms.create_key(Description="destination repositories key")["KeyMetadata"]["Arn"]
     dest_kms.create_alias(AliasName=f"alias/ecr-{uuid.uuid4().hex[:6]}", TargetKeyId=dest_key)
     yield {"name": name, "digest": image["digest"], "tag": image["tags"][0], "dest_key": dest_key}
+    # the other replicate tests copy the whole source registry: leave it as the catalog was
+    for account, region in (("source", sandbox.source_region), ("target", sandbox.dest_region)):
+        ecr = sandbox.client("ecr", account, region)
+        try:
+            ecr.delete_repository(repositoryName=name, force=True)
+        except ecr.exceptions.RepositoryNotFoundException:
+            pass
     # the sandbox KMS schedules the deletion of a key named by its ARN (it answered 500 before)
     for client, key in ((source_kms, source_key), (dest_kms, dest_key)):
         assert client.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)["KeyId"] in key

@@ -166,7 +166,8 @@ def test_read_role_needs_the_external_id(provisioned, tmp_path):
     run = run_playbook(sandbox, "replicate.yml", tmp_path, *args, "-e", "repositories=legacy-app")
     assert run.returncode != 0
     assert f"arn:aws:iam::{sandbox.target_account}:role/ecr-replication-reader" in run.stdout
-    assert "(destinations[0].role_arn)" in run.stdout
+    # tried by the inputs step, before anything is listed: the option is named, never the external ID
+    assert "replicate_dest_read_role_name" in run.stdout and "replicate_external_id" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
     assert "not-the-external-id" not in run.stdout + run.stderr
     assert not [key for key in _destination_images(sandbox) if key[0] == "legacy-app"]
