@@ -15,6 +15,7 @@ from tests.integration.provisioning.conftest import Provisioner
 pytestmark = pytest.mark.sandbox
 
 
+@pytest.mark.slow  # make soak: minutes of provisioning; make test keeps the core case of this file
 def test_provision_with_native_replication_then_teardown(native, sandbox, tmp_path):
     dest = native.cross_account_dest
     provisioner = Provisioner(sandbox, tmp_path)

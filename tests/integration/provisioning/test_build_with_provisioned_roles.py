@@ -90,6 +90,7 @@ def test_build_copies_an_image_with_only_the_provisioned_roles(provisioner, sand
     assert "not-the-external-id" not in "\n".join(messages)
 
 
+@pytest.mark.slow  # make soak: minutes of provisioning; make test keeps the core case of this file
 def test_a_repository_outside_the_prefixes_is_refused(provisioner, sandbox):
     """The roles are provisioned for team-a/ only: a team-b/ image cannot be copied, and the build says why."""
     result = provisioner.run("provision.yml")
@@ -110,6 +111,7 @@ def test_a_repository_outside_the_prefixes_is_refused(provisioner, sandbox):
     assert (image["repository"] in repositories()) == existed
 
 
+@pytest.mark.slow  # make soak: minutes of provisioning; make test keeps the core case of this file
 def test_the_read_role_only_lists_and_describes(provisioner, sandbox):
     result = provisioner.run("provision.yml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr

@@ -170,6 +170,7 @@ def untagged_default_reader(sandbox):
         delete_role(iam, DEFAULT_READER)
 
 
+@pytest.mark.slow  # make soak: minutes of provisioning; make test keeps the core case of this file
 def test_no_read_role_leaves_an_untagged_default_reader_alone(provisioner, sandbox, untagged_default_reader):
     """dest_read_role "" (no read role): provision.yml and teardown.yml used to delete any ecr-replication-reader;
     one without the owner tag now stays, unchanged."""
@@ -183,6 +184,7 @@ def test_no_read_role_leaves_an_untagged_default_reader_alone(provisioner, sandb
     assert not role_exists(iam_target, provisioner.names["dest_role"])
 
 
+@pytest.mark.slow  # make soak: minutes of provisioning; make test keeps the core case of this file
 def test_adopt_existing_takes_over_an_untagged_role(provisioner, sandbox):
     """-e adopt_existing=true: the untagged role of dest_role's name becomes ours (owner tag, our trust, our policy;
     other inline policies are kept, as documented), and a second run changes nothing."""
