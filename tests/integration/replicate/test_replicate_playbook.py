@@ -100,7 +100,7 @@ def test_check_mode_plans_and_writes_nothing(runs):
     assert not (cwd / "reports").exists()
 
 
-def test_copy_small_catalog_across_accounts(runs, sandbox):
+def test_copy_small_catalog_across_accounts(runs, sandbox, reliability):
     run, cwd = runs["copy"]
     assert run.returncode == 0, run.explain()
     assert run.recap["changed"] >= 1
@@ -137,6 +137,7 @@ def test_copy_small_catalog_across_accounts(runs, sandbox):
     assert f"| **Total** | {summary['repositories']} | {len(source)} | {len(source)} |" in markdown
     assert "## Failures\n\nNone." in markdown and "## Per repository" in markdown
     _no_secret(run.stdout, run.stderr, json.dumps(data), markdown)
+    reliability.images_verified(len(source))
 
 
 def test_rerun_is_a_no_op(runs, sandbox):
