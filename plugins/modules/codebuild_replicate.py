@@ -11,13 +11,14 @@ module: codebuild_replicate
 version_added: 0.1.0
 short_description: Copy ECR images to another region or account in batched CodeBuild builds (or locally)
 description:
-  - Copies images that already exist in Amazon ECR to a destination region and/or account with
-    C(skopeo copy --all --preserve-digests) (indexes, every platform and referrers kept, digests identical), then
-    applies every tag. The copy program is the collection's C(buildspec.yml).
+  - Copies images that already exist in Amazon ECR to a destination region and/or account registry to registry
+    (blobs streamed through the registry API, each moved once per destination repository; manifests written with
+    C(PutImage), children before their index, tags last; indexes, every platform and referrers kept, digests
+    identical). The copy program is the collection's C(buildspec.yml).
   - With O(executor=codebuild) the images are cut into batches of O(batch_size) and each batch is one build of an
     existing CodeBuild project (see the C(cloudops.ecr_replication.source_codebuild) role), at most
     O(max_concurrent_builds) at a time. With O(executor=local) the very same C(buildspec.yml) runs on the host
-    that runs the module, through the collection's buildspec runner (needs C(python3), the C(aws) CLI and C(skopeo)).
+    that runs the module, through the collection's buildspec runner (needs C(python3) with boto3).
   - Idempotent. Images whose C(destination_status) (from M(cloudops.ecr_replication.ecr_image_info) with
     C(compare_to)) is V(present) are skipped before any build starts; images without a status are looked up in the
     destination first when the module's credentials can. When nothing is missing no build starts and
@@ -32,7 +33,7 @@ description:
     variable naming an SSM SecureString (O(external_id_parameter); C(provision.yml) creates it), never as a
     C(PLAINTEXT) override that anyone allowed C(codebuild:BatchGetBuilds) could read; it is never printed.
   - Destination credentials (from C(sts:AssumeRole) in the build) and registry tokens are never printed, never
-    written to a profile file; skopeo reads the tokens from a private auth file that is deleted when the build ends.
+    written to a profile file or a command line; they stay in the memory of the copy program.
   - "Cost: check mode returns the plan: batches, builds and an estimate of the CodeBuild minutes (each build is
     billed per started minute; about 1 minute of provisioning each) and their price."
 author:
