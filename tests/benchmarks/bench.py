@@ -457,7 +457,10 @@ def targets(result: dict) -> dict:
 EARLIER_OVERHEAD = {
     "before issue 13 (measured 2026-12-02)": {"wall_seconds": 97.7, "transfer_seconds": 12.0, "overhead_per_image": 1.863},
     "skopeo, issue 13 part 1 (measured 2026-12-02)": {
-        "wall_seconds": 23.1, "transfer_seconds": 15.5, "overhead_per_image": 0.165},
+        "wall_seconds": 23.1,
+        "transfer_seconds": 15.5,
+        "overhead_per_image": 0.165,
+    },
 }
 
 

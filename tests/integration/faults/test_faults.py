@@ -45,7 +45,7 @@ LIMIT_EXCEEDED = (
 
 
 def _calls(state: dict, operation: str) -> list[tuple[float, bool]]:
-    return [(when, hit) for when, hit in state["calls"].get(operation, [])]
+    return list(state["calls"].get(operation, []))
 
 
 def test_ecr_throttling_is_retried_and_the_run_completes(provisioned, faults, reliability, tmp_path):
@@ -57,7 +57,7 @@ def test_ecr_throttling_is_retried_and_the_run_completes(provisioned, faults, re
     clear_destination(sandbox, repositories)
     faults.set(api={op: {"first": 2} for op in ECR_OPERATIONS})
     reliability.fault_injected("ECR throttling")
-    run, report, _ = replicate(sandbox, tmp_path, repositories)
+    run, report, _journal = replicate(sandbox, tmp_path, repositories)
     state = faults.state()
     faults.set()  # off again: the checks below see the sandbox as it is (the journal is in state)
     assert run.returncode == 0, run.explain()
@@ -119,7 +119,7 @@ def test_limit_exceeded_is_not_retried_as_throttling(provisioned, faults, reliab
     clear_destination(sandbox, [repository])
     faults.set(api={"CreateRepository": {"rate": 1.0, "code": "LimitExceededException", "message": LIMIT_EXCEEDED}})
     reliability.fault_injected("ECR LimitExceededException")
-    run, report, _ = replicate(sandbox, tmp_path, [repository], "-e", "max_rounds=1")
+    run, report, _journal = replicate(sandbox, tmp_path, [repository], "-e", "max_rounds=1")
     state = faults.state()
     faults.set()  # off again: the checks below see the sandbox as it is (the journal is in state)
     assert run.returncode != 0, run.explain()
@@ -153,7 +153,7 @@ def test_registry_5xx_and_resets_mid_blob_are_retried_without_duplicate_work(
     names = ("registry 5xx mid-blob", "registry connection reset mid-blob")
     for name in names:
         reliability.fault_injected(name)
-    run, report, _ = replicate(sandbox, tmp_path, repositories)
+    run, report, _journal = replicate(sandbox, tmp_path, repositories)
     state = faults.state()
     faults.set()  # off again: the checks below see the sandbox as it is (the journal is in state)
     assert run.returncode == 0, run.explain()
@@ -208,7 +208,7 @@ def test_registry_tokens_that_expire_mid_copy_are_refreshed(provisioned, faults,
         registry={"source": {"delay_seconds": 0.2}, "target": {"delay_seconds": 0.2}},
     )
     reliability.fault_injected("registry token expired")
-    run, report, _ = replicate(sandbox, tmp_path, repositories, "-e", "max_rounds=1")
+    run, report, _journal = replicate(sandbox, tmp_path, repositories, "-e", "max_rounds=1")
     state = faults.state()
     faults.set()  # off again: the checks below see the sandbox as it is (the journal is in state)
     assert any(k.endswith("token expired") for k in state["injected"]), state["injected"]
@@ -234,7 +234,7 @@ def test_codebuild_queue_full_and_throttled_polls_are_retried_without_a_duplicat
     faults.set(codebuild={"queue_full": 2}, api={"BatchGetBuilds": {"first": 3}, "StartBuild": {"first": 0}})
     reliability.fault_injected("CodeBuild queue full")
     reliability.fault_injected("CodeBuild poll throttled")
-    run, report, _ = replicate(sandbox, tmp_path, repositories, "-e", "batch_size=3")
+    run, report, _journal = replicate(sandbox, tmp_path, repositories, "-e", "batch_size=3")
     state = faults.state()
     faults.set()  # off again: the checks below see the sandbox as it is (the journal is in state)
     assert run.returncode == 0, run.explain()
@@ -280,7 +280,7 @@ def test_a_build_that_fails_times_out_or_is_stopped_is_followed_by_a_round_that_
     faults.set(codebuild=codebuild, registry={"target": {"delay_seconds": 0.1}})
     name = f"CodeBuild build {status}"
     reliability.fault_injected(name)
-    run, report, _ = replicate(sandbox, tmp_path, repositories)
+    run, report, _journal = replicate(sandbox, tmp_path, repositories)
     state = faults.state()
     faults.set()  # off again: the checks below see the sandbox as it is (the journal is in state)
     assert run.returncode == 0, run.explain()
@@ -336,7 +336,7 @@ def test_soak_every_fault_at_once_over_the_whole_catalog(provisioned, faults, re
     faults.set(**settings)
     name = f"every fault at once ({strategy})"
     reliability.fault_injected(name)
-    run, report, _ = replicate(sandbox, tmp_path / "run", repositories, *more, timeout=1500)
+    run, report, _journal = replicate(sandbox, tmp_path / "run", repositories, *more, timeout=1500)
     state = faults.state()
     faults.set()  # off again: the checks below see the sandbox as it is (the journal is in state)
     assert run.returncode == 0, run.explain()

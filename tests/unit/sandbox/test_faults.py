@@ -96,10 +96,10 @@ def test_the_first_n_calls_fail_exactly_n_times_across_threads():
     answers = []
 
     def call():
-        for _ in range(20):
+        for _attempt in range(20):
             answers.append(faults.api_fault("PutImage"))
 
-    threads = [threading.Thread(target=call) for _ in range(4)]
+    threads = [threading.Thread(target=call) for _thread in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

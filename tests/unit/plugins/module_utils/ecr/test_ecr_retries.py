@@ -25,7 +25,7 @@ def test_limit_exceeded_is_a_quota_and_is_not_retried(stubbed, no_sleep):
 def test_throttling_for_good_gives_up_after_bounded_jittered_retries(stubbed, no_sleep):
     client, stubber = stubbed
     calls = ecr.count_api_calls(client, {})
-    for _ in range(20):
+    for _attempt in range(20):
         stubber.add_client_error("list_images", "ThrottlingException", "Rate exceeded", 400)
     with pytest.raises(ecr.AnsibleECRError):
         ecr.list_images(client, "app")
