@@ -82,7 +82,11 @@ def assert_no_secrets(replication, builds):
                                 "type": "PARAMETER_STORE"}
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
+# executor local copies the same catalog with the same program as codebuild: make soak (the replicate tests run
+# strategy local in make test)
+@pytest.mark.parametrize(
+    "executor", [pytest.param(e, marks=pytest.mark.slow) if e == "local" else e for e in EXECUTORS]
+)
 def test_copies_small_catalog_identically_then_starts_nothing(replication, executor):
     sb = replication.sandbox
     sb.reset_target()

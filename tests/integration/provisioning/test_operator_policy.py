@@ -43,6 +43,7 @@ def operator_role(sandbox, name):
     return f"arn:aws:iam::{sandbox.source_account}:role/{name}"
 
 
+@pytest.mark.slow  # make soak: over a minute of provisioning and builds; make test keeps the file's other cases
 def test_operator_role_runs_builds_and_cannot_override_the_buildspec(provisioner, sandbox, reliability):
     role_name = f"operator-{uuid.uuid4().hex[:8]}"
     role_arn = operator_role(sandbox, role_name)

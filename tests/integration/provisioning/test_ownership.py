@@ -126,6 +126,7 @@ def test_provision_refuses_an_untagged_codebuild_project(provisioner, sandbox):
         delete_role(iam_source, service_role)
 
 
+@pytest.mark.slow  # make soak: over a minute of provisioning and builds; make test keeps the file's other cases
 def test_teardown_refuses_to_delete_an_untagged_role(provisioner, sandbox):
     """teardown.yml -e dest_role=<a role this collection did not make> fails naming it before deleting anything:
     that role and everything provision.yml made are still there; the tagged ones go with the right names."""

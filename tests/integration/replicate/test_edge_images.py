@@ -94,6 +94,7 @@ def _destination_tags(sandbox, repository: str) -> dict[str, str]:
     return tags
 
 
+@pytest.mark.slow  # make soak: over a minute of provisioning and builds; make test keeps the file's other cases
 def test_a_manifest_near_the_4_mib_limit_is_copied_byte_for_byte(big_manifest, provisioned, tmp_path, reliability):
     sandbox = provisioned
     digest, size = big_manifest

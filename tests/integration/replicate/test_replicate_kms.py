@@ -120,6 +120,7 @@ def test_without_the_grant_each_image_fails_with_the_kms_cause(sandbox, kms_sour
     assert _destination_repository(sandbox, kms_source["name"]) is None
 
 
+@pytest.mark.slow  # make soak: over a minute of provisioning and builds; make test keeps the file's other cases
 def test_destination_repository_gets_the_named_key(sandbox, kms_source, tmp_path, reliability):
     _provision(sandbox, tmp_path / "provision", "-e", f"kms_key={kms_source['dest_key']}")
     policy = _target_policy(sandbox)
