@@ -298,6 +298,8 @@ class ActionModule(AWSActionBase):
 
     def _env_for(self, key: str, concurrent: int) -> Dict[str, str]:
         dest = self.destinations[key]
+        if self.executor == "local":
+            concurrent = 1  # the local programs share the PutImage budget through one pace file (LocalBackend)
         return replication_executor.common_env(
             self.args["source"]["region"],
             dest["region"],
@@ -399,6 +401,7 @@ class ActionModule(AWSActionBase):
             prove_first=[
                 key for key, dest in self.destinations.items() if self.executor == "codebuild" and dest["role_arn"]
             ],
+            blobs_of=self._blobs_of if self.args["share_blobs"] else None,
         )
 
         def stop(signum, _frame):
@@ -416,6 +419,12 @@ class ActionModule(AWSActionBase):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            if isinstance(backend, replication_executor.LocalBackend):
+                backend.close()
+
+    def _blobs_of(self, _key: str, images: List[Dict[str, Any]]) -> Dict[tuple, Dict[str, int]]:
+        source = self.args["source"]
+        return image_catalog.image_blobs(self.client("ecr", region=source["region"]), images, source["account"])
 
     def _parent_gone(self):
         """A stop reason once the ansible-playbook process that started this worker has died (SIGKILL, a crash):

@@ -87,6 +87,7 @@ REPLICATE_IMAGES_SPEC = dict(
     poll_interval=dict(type="float", default=15.0),
     wait_timeout=dict(type="float", default=3600.0),
     max_rounds=dict(type="int", default=3),
+    share_blobs=dict(type="bool", default=True),
     price_per_minute=dict(type="float"),
     report=dict(type="dict", default={}),
 )

@@ -9,7 +9,8 @@ environment encoding that respects CodeBuild's 4,096-character limit per variabl
 
 Batch encoding (version ``z1``), read by ``buildspec.yml``::
 
-    payload = {"v": 1, "r": [repository, ...], "i": [[repository index, digest, [tag, ...]], ...]}
+    payload = {"v": 1, "r": [repository, ...], "i": [[repository index, digest, [tag, ...]], ...],
+               "m": {blob digest: repository index, ...}}   # optional: where to mount a blob from
     text    = "z1:" + base64(zlib.compress(json.dumps(payload, separators=(",", ":"))))
     REPL_BATCH_PARTS = "N"; REPL_BATCH_1 .. REPL_BATCH_N = text cut into pieces of at most 4,000 characters
 
@@ -53,22 +54,34 @@ class BatchEncodingError(ValueError):
 
 
 def encode_batch(images):
-    """Encode [{"repository", "digest", "tags"}] as the compact ``z1`` text (see the module docstring)."""
+    """Encode [{"repository", "digest", "tags"}] as the compact ``z1`` text (see the module docstring). The
+    images' ``mounts`` ({blob digest: destination repository}, from ``share_blobs``) are merged into ``m``."""
     repos = []
     index = {}
     rows = []
-    for image in images:
-        repo = image["repository"]
+    mounts = {}
+
+    def number(repo):
         if repo not in index:
             index[repo] = len(repos)
             repos.append(repo)
-        rows.append([index[repo], image["digest"], list(image.get("tags") or [])])
-    raw = json.dumps({"v": 1, "r": repos, "i": rows}, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        return index[repo]
+
+    for image in images:
+        rows.append([number(image["repository"]), image["digest"], list(image.get("tags") or [])])
+    for image in images:
+        for blob, repo in sorted((image.get("mounts") or {}).items()):
+            mounts[blob] = number(repo)
+    payload = {"v": 1, "r": repos, "i": rows}
+    if mounts:
+        payload["m"] = mounts
+    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return ENCODING_PREFIX + base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
 
 
-def decode_batch(text):
-    """The inverse of ``encode_batch``: a list of {"repository", "digest", "tags"} in the original order."""
+def decode_batch(text, mounts=None):
+    """The inverse of ``encode_batch``: a list of {"repository", "digest", "tags"} in the original order; the
+    mount hints go into the dict ``mounts`` when one is given."""
     if not isinstance(text, str) or not text.startswith(ENCODING_PREFIX):
         raise BatchEncodingError("batch encoding must start with %r" % ENCODING_PREFIX)
     try:
@@ -77,6 +90,8 @@ def decode_batch(text):
         repos = payload["r"]
         if payload.get("v") != 1:
             raise BatchEncodingError("unknown batch payload version %r" % payload.get("v"))
+        if mounts is not None:
+            mounts.update((blob, repos[r]) for blob, r in (payload.get("m") or {}).items())
         return [{"repository": repos[r], "digest": d, "tags": list(t)} for r, d, t in payload["i"]]
     except BatchEncodingError:
         raise
@@ -230,6 +245,72 @@ def build_batches(
     if current:
         batches.append(current)
     return batches
+
+
+def share_blobs(
+    batches: List[List[Dict[str, Any]]], blobs: Dict[tuple, Dict[str, int]], batch_size: int = 50
+) -> tuple:
+    """Plan the upload of blobs that several batches need once, for the others to mount it (same registry).
+
+    ``blobs``: {(repository, digest): {blob digest: size}} of the images (an index: its platforms' blobs), from
+    ``image_catalog.image_blobs``. Returns ``(batches, pioneer)``. When blobs are needed by more than one batch,
+    the first batch (the pioneer, ``pioneer`` True) holds the images that bring the most of those bytes, as many as
+    ``batch_size`` allows, and the other images are cut again after it: the driver runs the pioneer alone, so that
+    every later build finds the shared blobs in the destination. Each image gets ``mounts``, {blob digest:
+    destination repository}, for its blobs that an earlier batch puts in another repository: ``encode_batch``
+    passes them on, and the copy program mounts from there instead of uploading (a mount the registry refuses is
+    an ordinary upload). Builds stay within ceil(images / batch_size), and the input order within repositories.
+    """
+    if len(batches) < 2:
+        return batches, False
+    images = [image for batch in batches for image in batch]
+    needs = {id(image): blobs.get((image["repository"], image["digest"])) or {} for image in images}
+    sizes: Dict[str, int] = {}
+    batches_of: Dict[str, int] = {}
+    for batch in batches:
+        for blob in set().union(*(needs[id(image)] for image in batch)):
+            batches_of[blob] = batches_of.get(blob, 0) + 1
+    for need in needs.values():
+        sizes.update(need)
+    uncovered = {blob for blob, count in batches_of.items() if count > 1}
+    pioneer: List[Dict[str, Any]] = []
+    # greedy cover of the shared bytes: an index brings the bases of every platform at once
+    candidates = [image for image in images if not image.get("parent_digests")]
+    while uncovered and len(pioneer) < batch_size:
+        best, gain = None, 0
+        for image in candidates:
+            value = sum(sizes[blob] for blob in needs[id(image)] if blob in uncovered)
+            if value > gain:
+                best, gain = image, value
+        if best is None:
+            break
+        pioneer.append(best)
+        candidates.remove(best)
+        uncovered -= set(needs[id(best)])
+    if not pioneer:
+        return batches, False
+    chosen = {id(image) for image in pioneer}
+    rest = [image for image in images if id(image) not in chosen]
+    if 1 + len(build_batches(rest, batch_size)) > int(math.ceil(len(images) / float(batch_size))):
+        fill = batch_size - len(pioneer)
+        pioneer, rest = pioneer + rest[:fill], rest[fill:]
+    first = build_batches(pioneer, len(pioneer))
+    if len(first) != 1:  # too many characters for one build's variables
+        return batches, False
+    planned = first + (build_batches(rest, batch_size) if rest else [])
+    homes: Dict[str, str] = {}
+    for batch in planned:
+        for image in batch:
+            mounts = {b: homes[b] for b in needs[id(image)] if b in homes and homes[b] != image["repository"]}
+            if mounts:
+                image["mounts"] = mounts
+        for image in batch:
+            for blob in needs[id(image)]:
+                homes.setdefault(blob, image["repository"])
+        if len(encode_batch(batch)) > MAX_PARTS * CHUNK_CHARS:
+            for image in batch:
+                image.pop("mounts", None)
+    return planned, True
 
 
 def batch_env(images: Iterable[Dict[str, Any]]) -> Dict[str, str]:

@@ -741,6 +741,54 @@ def compared_result(
     }
 
 
+def image_blobs(client, images: Iterable[Dict[str, Any]], registry_id: Optional[str] = None) -> Dict[tuple, Dict[str, int]]:
+    """{(repository, digest): {blob digest: size}} of ``images`` (dicts with repository and digest): the config and
+    layers an image's copy uploads; an index's are its manifests' (read too when not among ``images``). One
+    ``BatchGetImage`` per 100 manifests of a repository; what ECR cannot return has no blobs (the copy program
+    reports it). Foreign layers are left out: registries do not hold them."""
+    by_repository: Dict[str, List[str]] = {}
+    for image in images:
+        by_repository.setdefault(image["repository"], []).append(image["digest"])
+    result: Dict[tuple, Dict[str, int]] = {}
+    for repository, digests in sorted(by_repository.items()):
+        manifests: Dict[str, Dict[str, Any]] = {}
+        wanted = list(dict.fromkeys(digests))
+        requested = set(wanted)
+        while wanted:
+            with _context("source repository %s" % repository):
+                answer = ecr.batch_get_image(client, repository, wanted, registry_id=registry_id)
+            wanted = []
+            for item in answer["images"]:
+                try:
+                    manifest = json.loads(item.get("imageManifest") or "")
+                except ValueError:
+                    continue
+                if not isinstance(manifest, dict):
+                    continue
+                manifests[item["imageId"]["imageDigest"]] = manifest
+                for entry in manifest.get("manifests") or []:
+                    child = entry.get("digest")
+                    if child and child not in requested:
+                        requested.add(child)
+                        wanted.append(child)
+
+        def blobs_of(digest: str, seen: tuple = ()) -> Dict[str, int]:
+            manifest = manifests.get(digest) or {}
+            found = {
+                blob["digest"]: int(blob.get("size") or 0)
+                for blob in [manifest.get("config") or {}] + list(manifest.get("layers") or [])
+                if blob.get("digest") and "foreign" not in str(blob.get("mediaType") or "")
+            }
+            for entry in manifest.get("manifests") or []:
+                if entry.get("digest") and entry["digest"] not in seen:
+                    found.update(blobs_of(entry["digest"], seen + (digest,)))
+            return found
+
+        for digest in digests:
+            result[(repository, digest)] = blobs_of(digest)
+    return result
+
+
 def collect(
     client,
     filters: ImageFilters,

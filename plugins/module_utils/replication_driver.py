@@ -122,6 +122,10 @@ class DestinationRun:
     # False until a build of this destination has copied something: until then a single build runs, so that a
     # destination role the builds cannot assume (wrong ExternalId, wrong trust) costs one build, not all of them
     proven: bool = True
+    # batching.share_blobs' first batch: "queued" at the head of the queue, then the id of its build until it ends;
+    # it runs alone, so that the builds after it mount the blobs it uploaded instead of uploading them again
+    pioneer: Optional[str] = None
+    pioneer_env: Dict[str, str] = field(default_factory=dict)
 
     @property
     def running(self) -> List[Build]:
@@ -159,6 +163,7 @@ class Driver:
         native_backend: Any = None,
         native: Optional[Dict[str, Any]] = None,
         prove_first: Iterable[str] = (),
+        blobs_of: Optional[Callable[[str, List[Dict[str, Any]]], Dict[tuple, Dict[str, int]]]] = None,
     ):
         self.backend = backend
         # the repositories of each destination that go through ECR's own replication (a backfill) in round 1
@@ -183,6 +188,9 @@ class Driver:
         # called once per loop: a reason to stop (say, the process that started the run is gone), or None
         self.watch = watch
         self.runs = {key: DestinationRun(key, {}, list(images)) for key, images in destinations.items()}
+        # blobs_of(key, images): {(repository, digest): {blob: size}} (image_catalog.image_blobs): when a round
+        # has several batches, batching.share_blobs plans which build uploads the blobs they share
+        self.blobs_of = blobs_of
         for key in prove_first:
             if key in self.runs:
                 self.runs[key].proven = False
@@ -260,9 +268,26 @@ class Driver:
         native = [i for i in work if i["repository"] in native_repositories]
         copy = [i for i in work if i["repository"] not in native_repositories]
         batches = batching.build_batches(batching.normalize_images(copy), self.batch_size) if copy else []
+        run.pioneer = None
+        if len(batches) > 1 and self.blobs_of is not None:
+            try:
+                batches, pioneer = batching.share_blobs(
+                    batches, self.blobs_of(run.key, [i for b in batches for i in b]), self.batch_size
+                )
+            except Exception as e:  # noqa: BLE001 - an optimisation: without it every build uploads what it needs
+                self._note("%s: blobs shared by several builds not planned, each build uploads them: %s" % (run.key, e))
+            else:
+                if pioneer:
+                    run.pioneer = "queued"
+                    # it runs alone: the whole PutImage budget of the destination
+                    run.pioneer_env = self.env_for(run.key, 1)
+                    self._note(
+                        "%s: the first build (%d images) uploads the blobs the other %d builds share; they start "
+                        "when it ends" % (run.key, len(batches[0]), len(batches) - 1)
+                    )
         run.queue = deque(batches)
         run.native_queue = deque([batching.normalize_images(native)] if native else [])
-        run.env = self.env_for(run.key, max(1, min(self.max_concurrent, len(batches))))
+        run.env = self.env_for(run.key, max(1, min(self.max_concurrent, len(batches) - (1 if run.pioneer else 0))))
 
     def _running_count(self) -> int:
         return sum(1 for run in self.runs.values() for b in run.running if not b.native)
@@ -292,14 +317,18 @@ class Driver:
 
     @staticmethod
     def _may_start(run: DestinationRun) -> bool:
-        return run.proven or not any(not b.native for b in run.running)
+        alone = not any(not b.native for b in run.running)
+        if run.pioneer:
+            return run.pioneer == "queued" and alone
+        return run.proven or alone
 
     def _start(self, run: DestinationRun, batch: List[Dict[str, Any]], native: bool) -> str:
         """Start the batch at the head of a queue: ``started``, ``blocked`` (no start before the back-off ends; the
         batch stays at the head) or ``failed`` (the destination is given up: it cannot start anything)."""
         what = "a replication backfill" if native else "a build"
+        env = run.pioneer_env if not native and run.pioneer == "queued" else run.env
         try:
-            build_id = (self.native_backend if native else self.backend).start(batch, run.env)
+            build_id = (self.native_backend if native else self.backend).start(batch, env)
         except QueueFull as e:
             self._queue_full += 1
             wait = backoff(self._queue_full)
@@ -322,6 +351,8 @@ class Driver:
             self._give_up(run, "%s could not start: %s" % (what, e))
             return "failed"
         (run.native_queue if native else run.queue).popleft()
+        if not native and run.pioneer == "queued":
+            run.pioneer = build_id
         run.start_failures = 0
         self._queue_full = 0
         run.builds.append(Build(build_id, run.key, run.rounds, batch, native=native))
@@ -390,6 +421,8 @@ class Driver:
 
     def _finish(self, build: Build) -> None:
         run = self.runs[build.destination]
+        if run.pioneer == build.id:
+            run.pioneer = None
         results = results_for(build.as_record(), build.lines, build.batch)
         for result in results:
             run.results[image_key(result)] = dict(result, build_id=build.id)

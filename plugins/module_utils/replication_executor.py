@@ -288,7 +288,9 @@ class CodeBuildBackend:
 
 
 class LocalBackend:
-    """Batches run by ``buildspec_runner`` on this machine, each in a thread of its own."""
+    """Batches run by ``buildspec_runner`` on this machine, each in a thread of its own. Their copy programs take
+    turns for PutImage through one file (``REPL_PACE_FILE``), so that together they keep to ``REPL_PUT_TPS``
+    however many run; ``close()`` removes it."""
 
     def __init__(
         self,
@@ -303,6 +305,14 @@ class LocalBackend:
         self.workdir = workdir
         self._runs: Dict[str, Dict[str, Any]] = {}
         self._count = 0
+        handle, self.pace_file = tempfile.mkstemp(prefix="ecr-replication-pace-", dir=workdir)
+        os.close(handle)
+
+    def close(self) -> None:
+        try:
+            os.unlink(self.pace_file)
+        except FileNotFoundError:
+            pass
 
     def start(self, batch: List[Dict[str, Any]], env: Dict[str, str]) -> str:
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils import buildspec_runner
@@ -312,6 +322,7 @@ class LocalBackend:
         variables = dict(self.base_env)
         variables.update(env)
         variables.update(batching.batch_env(batch))
+        variables["REPL_PACE_FILE"] = self.pace_file
         tmp = tempfile.mkdtemp(prefix="ecr-replication-local-", dir=self.workdir)
         run: Dict[str, Any] = {
             "lines": [],

@@ -623,7 +623,8 @@ def run(module):
 
     env = replication_executor.common_env(
         source_region, p["dest_region"], p["dest_account"], p["dest_role_arn"], p["external_id"],
-        p["parallel_copies"], p["force_tags"], min(max_concurrent, len(batches)),
+        # local programs share the whole PutImage budget through LocalBackend's pace file
+        p["parallel_copies"], p["force_tags"], 1 if p["executor"] == "local" else min(max_concurrent, len(batches)),
         p["copy_lifecycle_policy"], p["copy_repository_policy"],
         external_id_parameter=p["external_id_parameter"] if p["executor"] == "codebuild" else None,
     )
@@ -655,7 +656,11 @@ def run(module):
         batch_size=p["batch_size"], max_concurrent=max_concurrent, poll_interval=p["poll_interval"],
         wait_timeout=p["wait_timeout"], max_rounds=1, force_tags=p["force_tags"],
     )
-    outcome = driver.run()["destinations"]["destination"]
+    try:
+        outcome = driver.run()["destinations"]["destination"]
+    finally:
+        if p["executor"] == "local":
+            backend.close()
     if outcome["error"] and not outcome["builds"]:
         module.fail_json(msg=outcome["error"], builds=[], plan=plan)
     if outcome["error"]:

@@ -170,6 +170,17 @@ options:
     description: Rounds of copies per destination, 1 to 10.
     type: int
     default: 3
+  share_blobs:
+    description:
+      - When a destination's copy takes several batches, read the manifests to copy once more (one
+        C(BatchGetImage) per 100 images) and let a first batch upload the blobs (base layers) several batches
+        share; it runs alone, and the batches after it mount those blobs from the repositories it put them in
+        instead of uploading them again.
+      - Mounting across repositories needs ECR's blob mounting in the destination registry
+        (C(aws ecr put-account-setting --name BLOB_MOUNTING --value ENABLED)); without it a mount is an ordinary
+        upload, and only the first batch's head start is lost.
+    type: bool
+    default: true
   price_per_minute:
     description: USD per build minute for the plan's cost estimate; default the list price of the project's compute type.
     type: float

@@ -549,6 +549,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"))
     parser.add_argument("--seed-images", type=int, default=int(os.environ.get("BENCH_SEED_IMAGES", "40")))
     parser.add_argument("--no-overhead", action="store_true", help="skip the non-transfer time measurement")
+    parser.add_argument("--methods", default="skopeo sync,local,codebuild",
+                        help="comma-separated subset of the whole-catalog methods (a quick look at one of them)")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the 100 and 300 image series")
     parser.add_argument("--render", metavar="JSON", help="only write the .md and .png of an earlier run's .json")
     parser.add_argument("--overhead-only", action="store_true", help="with --render: measure the non-transfer time "
                         "again (its own sandbox) and put it in that .json")
@@ -574,14 +577,15 @@ def main() -> int:
         bench.stats(limit=PUT_IMAGE_TPS)
         everything = sorted(bench.images)
         total = sum(len(v) for v in bench.images.values())
-        sizes = [s for s in (100, 300) if s < total] if args.profile == "large" else []
+        sizes = [s for s in (100, 300) if s < total] if args.profile == "large" and not args.no_scaling else []
+        methods = [m for m in ("skopeo sync", "local", "codebuild") if m in args.methods.split(",")]
         runs = []
-        for method in ("skopeo sync", "local", "codebuild"):
+        for method in methods:
             runs.append(bench.measure(method, everything))
             if method != "skopeo sync":
                 runs.append(bench.measure(method, everything, noop=True))
         for size, repositories in subsets(bench.images, sizes).items():
-            for method in ("skopeo sync", "local", "codebuild"):
+            for method in methods:
                 runs.append(bench.measure(method, repositories))
         if args.seed_images > 0:  # 0: without the seed's builds (CI)
             seed_repositories = subsets(bench.images, [min(args.seed_images, total)])[min(args.seed_images, total)]

@@ -371,3 +371,19 @@ def test_destination_client_and_destinations_are_exclusive(seeded):
     src, dst, _unused = seeded
     with pytest.raises(ValueError):
         ic.collect(src, ic.build_filters(), destination_client=dst, destinations=[ic.Destination(dst)])
+
+
+def test_image_blobs_of_images_and_indexes(seeded, oci):
+    """What each copy uploads (batching.share_blobs plans with it): config and layers; an index, those of its
+    platform manifests, read although not asked for; one BatchGetImage per repository."""
+    src, _dst, digests = seeded
+    calls = count_api_calls(src, {})
+    found = ic.image_blobs(
+        src, [{"repository": "app/web", "digest": digests["index"]}, {"repository": "app/api", "digest": digests["docker"]}]
+    )
+    amd, arm = json.loads(oci.image_manifest("amd")), json.loads(oci.image_manifest("arm"))
+    expected = {b["digest"]: b["size"] for m in (amd, arm) for b in [m["config"]] + m["layers"]}
+    assert found[("app/web", digests["index"])] == expected
+    docker = json.loads(oci.image_manifest("docker"))
+    assert set(found[("app/api", digests["docker"])]) == {docker["config"]["digest"], docker["layers"][0]["digest"]}
+    assert calls == {"BatchGetImage": 3}  # app/web: the index, then its two platforms; app/api: one

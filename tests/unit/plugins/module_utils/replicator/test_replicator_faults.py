@@ -387,3 +387,40 @@ def test_limit_exceeded_is_the_images_failure_cause_in_its_result_line(registrie
     result, lines, _layer = run_one_image(*registries, put_error="LimitExceededException")
     assert result["status"] == "failed" and "LimitExceededException" in lines[0]["error"]
     assert lines[0]["attempts"] == 1
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_programs_sharing_a_pace_file_keep_to_the_rate_together(registries, tmp_path, shared):
+    # strategy local: several programs on one machine, each with the whole REPL_PUT_TPS, take turns through
+    # REPL_PACE_FILE (fcntl locks work between threads of one process too: one open file each). Without it they
+    # would write twice as fast as ECR allows.
+    pace = {"REPL_PACE_FILE": str(tmp_path / "pace")} if shared else {}
+    programs = [program(*registries, REPL_PUT_TPS="5", **pace)[0] for _n in range(2)]
+    seen = []
+    for rep in programs:
+        rep.dest_ecr.meta.events.register("provide-client-params.ecr.PutImage",
+                                          lambda **_kwargs: seen.append(replicator.time.monotonic()))
+        for _call in range(8):
+            rep.stubs[1].add_response("put_image", {"image": {}}, None)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda rep: [rep.put("app", (MANIFEST, None), digest(MANIFEST.encode()), "t%d" % n)
+                                   for n in range(8)], programs))
+    most = max(sum(1 for t in seen if s <= t < s + 1) for s in seen)
+    assert len(seen) == 16
+    assert (most <= 5) if shared else (most > 5)
+
+
+def test_a_blob_an_earlier_build_put_elsewhere_is_mounted_from_there(registries):
+    # batching.share_blobs names, in the batch, the repository an earlier build put a shared blob in
+    src, dst = registries
+    layer = src.add("app", b"base" * 5000)
+    dst.add("platform/base", b"base" * 5000)
+    rep, _out = program(src, dst)
+    rep.hints[layer["digest"]] = "platform/base"
+    rep.put_blob("app", layer)
+    assert dst.uploaded == [] and dst.mounted == 1 and ("app", layer["digest"]) in dst.present
+    # a hint the registry cannot serve (that build failed, mounting disabled) is an ordinary upload
+    other = src.add("web", b"other" * 5000)
+    rep.hints[other["digest"]] = "platform/base"
+    rep.put_blob("web", other)
+    assert dst.uploaded == [other["digest"]]
