@@ -402,6 +402,7 @@ class ActionModule(AWSActionBase):
                 key for key, dest in self.destinations.items() if self.executor == "codebuild" and dest["role_arn"]
             ],
             blobs_of=self._blobs_of if self.args["share_blobs"] else None,
+            billed_builds=self.executor == "codebuild",
         )
 
         def stop(signum, _frame):

@@ -248,7 +248,10 @@ def build_batches(
 
 
 def share_blobs(
-    batches: List[List[Dict[str, Any]]], blobs: Dict[tuple, Dict[str, int]], batch_size: int = 50
+    batches: List[List[Dict[str, Any]]],
+    blobs: Dict[tuple, Dict[str, int]],
+    batch_size: int = 50,
+    keep_count: bool = True,
 ) -> tuple:
     """Plan the upload of blobs that several batches need once, for the others to mount it (same registry).
 
@@ -259,7 +262,10 @@ def share_blobs(
     every later build finds the shared blobs in the destination. Each image gets ``mounts``, {blob digest:
     destination repository}, for its blobs that an earlier batch puts in another repository: ``encode_batch``
     passes them on, and the copy program mounts from there instead of uploading (a mount the registry refuses is
-    an ordinary upload). Builds stay within ceil(images / batch_size), and the input order within repositories.
+    an ordinary upload). With ``keep_count`` (CodeBuild bills builds) there are no more batches than
+    ceil(images / batch_size): the pioneer is then filled up to ``batch_size`` when needed; without it (local
+    copies) it holds only the images that bring shared blobs, and ends sooner. Within a repository the input order
+    is kept.
     """
     if len(batches) < 2:
         return batches, False
@@ -291,7 +297,7 @@ def share_blobs(
         return batches, False
     chosen = {id(image) for image in pioneer}
     rest = [image for image in images if id(image) not in chosen]
-    if 1 + len(build_batches(rest, batch_size)) > int(math.ceil(len(images) / float(batch_size))):
+    if keep_count and 1 + len(build_batches(rest, batch_size)) > int(math.ceil(len(images) / float(batch_size))):
         fill = batch_size - len(pioneer)
         pioneer, rest = pioneer + rest[:fill], rest[fill:]
     first = build_batches(pioneer, len(pioneer))

@@ -164,6 +164,7 @@ class Driver:
         native: Optional[Dict[str, Any]] = None,
         prove_first: Iterable[str] = (),
         blobs_of: Optional[Callable[[str, List[Dict[str, Any]]], Dict[tuple, Dict[str, int]]]] = None,
+        billed_builds: bool = True,
     ):
         self.backend = backend
         # the repositories of each destination that go through ECR's own replication (a backfill) in round 1
@@ -191,6 +192,7 @@ class Driver:
         # blobs_of(key, images): {(repository, digest): {blob: size}} (image_catalog.image_blobs): when a round
         # has several batches, batching.share_blobs plans which build uploads the blobs they share
         self.blobs_of = blobs_of
+        self.billed_builds = billed_builds  # CodeBuild: sharing blobs must not add a build (local: no such cost)
         for key in prove_first:
             if key in self.runs:
                 self.runs[key].proven = False
@@ -272,7 +274,8 @@ class Driver:
         if len(batches) > 1 and self.blobs_of is not None:
             try:
                 batches, pioneer = batching.share_blobs(
-                    batches, self.blobs_of(run.key, [i for b in batches for i in b]), self.batch_size
+                    batches, self.blobs_of(run.key, [i for b in batches for i in b]), self.batch_size,
+                    keep_count=self.billed_builds,
                 )
             except Exception as e:  # noqa: BLE001 - an optimisation: without it every build uploads what it needs
                 self._note("%s: blobs shared by several builds not planned, each build uploads them: %s" % (run.key, e))

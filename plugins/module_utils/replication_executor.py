@@ -22,6 +22,7 @@ with the build's reason.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -289,8 +290,8 @@ class CodeBuildBackend:
 
 class LocalBackend:
     """Batches run by ``buildspec_runner`` on this machine, each in a thread of its own. Their copy programs take
-    turns for PutImage through one file (``REPL_PACE_FILE``), so that together they keep to ``REPL_PUT_TPS``
-    however many run; ``close()`` removes it."""
+    turns for PutImage through one file per destination registry (``REPL_PACE_FILE``: ECR's limit is per account
+    and region), so that together they keep to ``REPL_PUT_TPS`` however many run; ``close()`` removes them."""
 
     def __init__(
         self,
@@ -305,14 +306,10 @@ class LocalBackend:
         self.workdir = workdir
         self._runs: Dict[str, Dict[str, Any]] = {}
         self._count = 0
-        handle, self.pace_file = tempfile.mkstemp(prefix="ecr-replication-pace-", dir=workdir)
-        os.close(handle)
+        self.pace_dir = tempfile.mkdtemp(prefix="ecr-replication-pace-", dir=workdir)
 
     def close(self) -> None:
-        try:
-            os.unlink(self.pace_file)
-        except FileNotFoundError:
-            pass
+        shutil.rmtree(self.pace_dir, ignore_errors=True)
 
     def start(self, batch: List[Dict[str, Any]], env: Dict[str, str]) -> str:
         from ansible_collections.cloudops.ecr_replication.plugins.module_utils import buildspec_runner
@@ -322,7 +319,8 @@ class LocalBackend:
         variables = dict(self.base_env)
         variables.update(env)
         variables.update(batching.batch_env(batch))
-        variables["REPL_PACE_FILE"] = self.pace_file
+        registry = "%s-%s" % (variables.get("REPL_DEST_ACCOUNT") or "own", variables.get("REPL_DEST_REGION"))
+        variables["REPL_PACE_FILE"] = os.path.join(self.pace_dir, re.sub(r"[^\w.-]", "_", registry))
         tmp = tempfile.mkdtemp(prefix="ecr-replication-local-", dir=self.workdir)
         run: Dict[str, Any] = {
             "lines": [],

@@ -333,3 +333,69 @@ def test_local_strategy_across_accounts_after_provisioning_trusts_the_caller(pro
     expected = [i for i in sandbox.catalog["images"] if i["repository"] == repository]
     assert report["summary"]["success"] and report["summary"]["copied"] == len(expected)
     assert EXTERNAL_ID not in run.stdout + run.stderr
+
+
+def _written_bytes(sandbox, account: str, region: str, reset: bool = False) -> int:
+    """Blob bytes written into a registry, counted by its sandbox proxy (``/_sandbox/stats``)."""
+    import ssl
+    import urllib.request
+
+    endpoint = sandbox.config.registry(account, region).proxy_endpoint + "/_sandbox/stats" + ("/reset" if reset else "")
+    context = ssl.create_default_context(cafile=str(sandbox.config.ca_bundle))
+    request = urllib.request.Request(endpoint, method="POST" if reset else "GET")
+    with urllib.request.urlopen(request, context=context, timeout=30) as response:
+        return int(json.loads(response.read()).get("blob_bytes_written", 0))
+
+
+def _empty_registry(sandbox, account: str, region: str, repositories) -> None:
+    """Delete the repositories, and the blobs distribution keeps on disk after ECR forgot them (a HEAD would
+    find them, and nothing would be uploaded)."""
+    import shutil
+
+    ecr = sandbox.client("ecr", "source" if account == sandbox.source_account else "target", region)
+    for repository in repositories:
+        try:
+            ecr.delete_repository(repositoryName=repository, force=True)
+        except ecr.exceptions.RepositoryNotFoundException:
+            pass
+    endpoint = sandbox.config.registry(account, region)
+    storage = sandbox.config.sandbox_dir / "registries" / endpoint.key / "data/docker/registry/v2"
+    shutil.rmtree(storage / "repositories", ignore_errors=True)
+    shutil.rmtree(storage / "blobs", ignore_errors=True)
+
+
+def test_blobs_shared_by_several_batches_are_uploaded_once(provisioned, tmp_path):
+    """Issue 13 (bytes moved / unique bytes missing <= 1.05): the small catalog in batches of 5 (8 copy programs,
+    run 2 at a time), strategy local into the source account's other region. Every batch needs base layers others
+    need too; without share_blobs each uploads them again, with it the first batch brings them and the others
+    mount them. Every digest and tag is verified by the run either way."""
+    from ansible_collections.cloudops.ecr_replication.plugins.module_utils import image_catalog
+
+    sandbox = provisioned
+    repositories = sorted({i["repository"] for i in sandbox.catalog["images"]})
+    account, region = sandbox.source_account, sandbox.dest_region
+    source = sandbox.client("ecr", "source", sandbox.source_region)
+    needs = image_catalog.image_blobs(source, sandbox.catalog["images"])
+    unique = sum({blob: size for need in needs.values() for blob, size in need.items()}.values())
+    written = {}
+    try:
+        for share in ("false", "true"):
+            _empty_registry(sandbox, account, region, repositories)
+            _written_bytes(sandbox, account, region, reset=True)
+            cwd = tmp_path / share
+            cwd.mkdir()
+            run = run_playbook(
+                sandbox, "replicate.yml", cwd, "-e", f"dest_region={region}", "-e", "strategy=local",
+                "-e", "batch_size=5", "-e", "max_concurrent_builds=2", "-e", "poll_interval=0.5",
+                "-e", f"share_blobs={share}", "-e", "repositories=" + ",".join(repositories),
+            )
+            assert run.returncode == 0, run.explain()
+            report = json.loads((cwd / "reports" / "ecr-replication-report.json").read_text())
+            assert report["summary"]["success"], report["summary"]
+            written[share] = _written_bytes(sandbox, account, region)
+            if share == "true":
+                assert "uploads the blobs the other" in run.stdout
+    finally:
+        _empty_registry(sandbox, account, region, repositories)
+    assert written["false"] > 1.2 * unique, (written, unique)  # what there is to save here
+    assert written["true"] <= 1.05 * unique, (written, unique)

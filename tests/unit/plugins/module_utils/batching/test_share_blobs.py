@@ -100,3 +100,11 @@ def test_decoding_without_mounts_keeps_the_old_shape():
     mounts = {}
     assert batching.decode_batch(text, mounts) == [{"repository": "a", "digest": digest(1), "tags": []}]
     assert mounts == {}
+
+
+def test_without_billed_builds_the_pioneer_holds_only_what_brings_shared_blobs():
+    # strategy local: no build is billed, so the first batch (which the others wait for) stays as small as it can
+    batches, blobs = catalog(count=95)
+    planned, pioneer = batching.share_blobs(batches, blobs, 10, keep_count=False)
+    assert pioneer and len(planned[0]) == 3 and len(planned) == 11
+    assert uploads(planned, blobs) == sum({b: s for need in blobs.values() for b, s in need.items()}.values())
