@@ -153,9 +153,12 @@ class Sandbox:
         """Delete every repository of the target account (both regions): a clean destination."""
         for region in (SOURCE_REGION, DEST_REGION):
             ecr = self.client("ecr", "target", region)
-            for page in ecr.get_paginator("describe_repositories").paginate():
-                for repo in page["repositories"]:
-                    ecr.delete_repository(repositoryName=repo["repositoryName"], force=True)
+            # every name first: deleting while paging would shift the pages under the paginator (130 repositories,
+            # 100 a page: 30 were left behind, and the bench's later methods found part of their work done)
+            names = [repo["repositoryName"] for page in ecr.get_paginator("describe_repositories").paginate()
+                     for repo in page["repositories"]]
+            for name in names:
+                ecr.delete_repository(repositoryName=name, force=True)
 
 
 # A test fixture role that is not about permissions: the sandbox does not check its identity policies
