@@ -35,7 +35,7 @@ from ansible_collections.cloudops.ecr_replication.plugins.module_utils.validatio
 
 POLICY_VERSION = "2012-10-17"
 
-# Read-only actions the build needs on a source repository (skopeo copy --all reads manifests,
+# Read-only actions the build needs on a source repository (the copy program reads manifests,
 # indexes, referrers and blobs; the comparison lists and describes images).
 ECR_SOURCE_READ_ACTIONS = (
     "ecr:BatchCheckLayerAvailability",
