@@ -208,9 +208,12 @@ class Bench:
         return proc
 
     def provision(self) -> None:
-        # trust_caller: strategy local copies as the controller, which must then be able to assume the destination role
+        # trust_caller: strategy local copies as the controller, which must then be able to assume the destination role.
+        # concurrent_build_limit: the project allows what the sandbox account allows and replicate.yml's default
+        # max_concurrent_builds (5) asks for; provision.yml's own default (2) would quietly lower it
         proc = self.playbook(str(REPO_ROOT / "playbooks/provision.yml"), *self.dest, "-e", "dest_profile=target",
-                             "-e", "all_repositories=true", "-e", "trust_caller=true")
+                             "-e", "all_repositories=true", "-e", "trust_caller=true",
+                             "-e", "concurrent_build_limit=%d" % CONCURRENCY)
         if proc.returncode != 0:
             raise SystemExit("provision.yml failed")
         sb = self.sb
@@ -232,7 +235,7 @@ class Bench:
         started = time.time()
         proc = self.playbook(str(REPO_ROOT / "playbooks/replicate.yml"), *self.dest, "-e", "strategy=" + strategy,
                              "-e", json.dumps({"repositories": repositories}), "-e", "report_dir=" + str(report),
-                             "-e", "poll_interval=2", counted=True)
+                             "-e", "poll_interval=1", counted=True)
         wall = time.time() - started
         new = sorted(self.builds(PROJECT) - before)
         return {"wall_seconds": round(wall, 1), "ok": proc.returncode == 0, "builds": len(new),
@@ -552,7 +555,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--profile", choices=("small", "large"), default="large")
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"))
-    parser.add_argument("--seed-images", type=int, default=int(os.environ.get("BENCH_SEED_IMAGES", "40")))
+    parser.add_argument("--seed-images", type=int, default=int(os.environ.get("BENCH_SEED_IMAGES", "24")))
     parser.add_argument("--no-overhead", action="store_true", help="skip the non-transfer time measurement")
     parser.add_argument("--methods", default="skopeo sync,local,codebuild",
                         help="comma-separated subset of the whole-catalog methods (a quick look at one of them)")
