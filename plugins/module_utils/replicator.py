@@ -522,9 +522,9 @@ class Replicator:
         images = decode_batch(join_env(self.env), self.hints)
         if not self.dest_region or not self.source_region:
             raise SystemExit("REPL_DEST_REGION and REPL_SOURCE_REGION (or AWS_REGION) are required")
-        self.log("replicating %d images from %s to %s%s, %d copies at a time" % (
+        self.log("replicating %d images from %s to %s%s, %d copies at a time, boto3 %s" % (
             len(images), self.source_region, self.dest_region, " as " + self.role_arn if self.role_arn else "",
-            self.parallel))
+            self.parallel, boto3.__version__))
         by_repo = {}
         for image in images:
             by_repo.setdefault(image["repository"], []).append(image)
@@ -584,7 +584,6 @@ phases:
   commands:
   - |
    python3 -c 'import boto3' 2>/dev/null || python3 -m pip install -q --user '%(boto3)s'
-   python3 -c 'import boto3; print("boto3", boto3.__version__)'
  build:
   commands:
   - |
