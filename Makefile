@@ -114,7 +114,7 @@ soak: deps
 # Not part of make test: the large profile takes 10-20 minutes on 2 cores. Sandbox ports 27000-27099.
 BENCH_PROFILE ?= large
 bench: deps
-	@$(BIN)/python tests/benchmarks/bench.py --profile $(BENCH_PROFILE)
+	@$(BIN)/python tests/benchmarks/bench.py --profile $(BENCH_PROFILE) $(if $(BENCH_OVERHEAD),,--no-overhead)
 
 clean: sandbox-down
 	rm -rf $(VENV) .ansible .pytest_cache build context

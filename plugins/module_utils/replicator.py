@@ -174,7 +174,7 @@ class Replicator:
             (("get_repository_policy", "set_repository_policy", "policyText"), "REPL_COPY_REPOSITORY_POLICY"),
         ) if flag(on, False)]
         tps = max(0.1, number("REPL_PUT_TPS", 10.0))
-        self.interval = 1.03 / (int(tps) if tps >= 1 else tps)  # see put()
+        self.interval = 1.05 / (int(tps) if tps >= 1 else tps)  # see put()
         # not before an interval: the build this one follows in its slot may have just written
         self.next_put = time.monotonic() + self.interval
         self.registry = {"registryId": self.dest_account} if self.dest_account else {}
@@ -353,27 +353,25 @@ class Replicator:
         args.update({"imageTag": tag} if tag else {}, **{"imageManifestMediaType": media_type} if media_type else {})
 
         def call():
-            # Calls start an interval apart, so ECR counts int(REPL_PUT_TPS) in a second, and builds sharing 10 stay
-            # within; they may overlap (a call waiting for the answer of the one before could not start in time
-            # when PutImage takes longer than an interval). REPL_PACE_FILE: the programs of one machine (strategy
-            # local) book their turns in that file, and so share the whole budget
+            # One at a time, an interval after the previous one and its answer: ECR sees at most int(REPL_PUT_TPS)
+            # in any second whatever the latencies, so builds sharing 10 stay within. REPL_PACE_FILE: the programs
+            # of one machine (strategy local) take turns through that file, and so share the whole budget
             with self.put_lock, open(self.pace, "a+") if self.pace else contextlib.nullcontext() as f:
                 if f:
                     fcntl.flock(f, fcntl.LOCK_EX)
                     f.seek(0)
                     self.next_put = max(self.next_put, float(f.read() or 0) - time.time() + time.monotonic())
-                start = max(self.next_put, time.monotonic())
-                self.next_put = start + self.interval
+                time.sleep(max(0.0, self.next_put - time.monotonic()))
+                self.next_put = time.monotonic() + self.interval
                 if f:
                     f.truncate(0)
-                    f.write(repr(self.next_put - time.monotonic() + time.time()))
+                    f.write(repr(time.time() + self.interval))
                     f.flush()
-            time.sleep(max(0.0, start - time.monotonic()))
-            try:
-                self.dest().put_image(**args)
-            except ClientError as e:
-                if _code(e) != "ImageAlreadyExistsException":  # an attempt that timed out did it
-                    raise
+                try:
+                    self.dest().put_image(**args)
+                except ClientError as e:
+                    if _code(e) != "ImageAlreadyExistsException":  # an attempt that timed out did it
+                        raise
 
         self.retry("PutImage %s@%s" % (name, tag or digest), call)
 
