@@ -424,4 +424,3 @@ def test_a_blob_an_earlier_build_put_elsewhere_is_mounted_from_there(registries)
     rep.hints[other["digest"]] = "platform/base"
     rep.put_blob("web", other)
     assert dst.uploaded == [other["digest"]]
-
