@@ -298,8 +298,6 @@ class ActionModule(AWSActionBase):
 
     def _env_for(self, key: str, concurrent: int) -> Dict[str, str]:
         dest = self.destinations[key]
-        if self.executor == "local":
-            concurrent = 1  # the local programs share the PutImage budget through one pace file (LocalBackend)
         return replication_executor.common_env(
             self.args["source"]["region"],
             dest["region"],

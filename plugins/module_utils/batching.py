@@ -247,11 +247,25 @@ def build_batches(
     return batches
 
 
+def manifest_writes(image: Dict[str, Any]) -> int:
+    """PutImage calls the copy of ``image`` makes: one per tag, one for an untagged manifest (an index's platforms
+    are images of their own). ECR allows 10 a second per account and region, whatever the build."""
+    return max(1, len(image.get("tags") or []))
+
+
+def heaviest_first(batches: List[List[Dict[str, Any]]]) -> List[List[Dict[str, Any]]]:
+    """Batches in decreasing order of manifest writes (equal ones keep their order): each build gets an equal share
+    of the PutImage budget, so the longest start first and the short ones fill the last slots instead of a long
+    one running at a fraction of the budget at the end."""
+    return sorted(batches, key=lambda batch: -sum(manifest_writes(image) for image in batch))
+
+
 def share_blobs(
     batches: List[List[Dict[str, Any]]],
     blobs: Dict[tuple, Dict[str, int]],
     batch_size: int = 50,
     keep_count: bool = True,
+    solo_writes: Optional[int] = None,
 ) -> tuple:
     """Plan the upload of blobs that several batches need once, for the others to mount it (same registry).
 
@@ -265,7 +279,11 @@ def share_blobs(
     an ordinary upload). With ``keep_count`` (CodeBuild bills builds) there are no more batches than
     ceil(images / batch_size): the pioneer is then filled up to ``batch_size`` when needed; without it (local
     copies) it holds only the images that bring shared blobs, and ends sooner. Within a repository the input order
-    is kept.
+    is kept; the batches after the pioneer come :func:`heaviest_first`.
+
+    ``solo_writes``: images with at least that many manifest writes (an image with hundreds of tags) go in the
+    pioneer first, which has the whole PutImage budget: in a build sharing it with the others they would take
+    longer than all the rest of the copy (the driver passes the round's writes / builds at a time).
     """
     if len(batches) < 2:
         return batches, False
@@ -279,9 +297,13 @@ def share_blobs(
     for need in needs.values():
         sizes.update(need)
     uncovered = {blob for blob, count in batches_of.items() if count > 1}
-    pioneer: List[Dict[str, Any]] = []
-    # greedy cover of the shared bytes: an index brings the bases of every platform at once
     candidates = [image for image in images if not image.get("parent_digests")]
+    heavy = [image for image in candidates if solo_writes and manifest_writes(image) >= solo_writes]
+    pioneer: List[Dict[str, Any]] = sorted(heavy, key=lambda image: -manifest_writes(image))[:batch_size]
+    for image in pioneer:
+        candidates.remove(image)
+        uncovered -= set(needs[id(image)])
+    # greedy cover of the shared bytes: an index brings the bases of every platform at once
     while uncovered and len(pioneer) < batch_size:
         best, gain = None, 0
         for image in candidates:
@@ -303,7 +325,7 @@ def share_blobs(
     first = build_batches(pioneer, len(pioneer))
     if len(first) != 1:  # too many characters for one build's variables
         return batches, False
-    planned = first + (build_batches(rest, batch_size) if rest else [])
+    planned = first + heaviest_first(build_batches(rest, batch_size) if rest else [])
     homes: Dict[str, str] = {}
     for batch in planned:
         for image in batch:

@@ -125,7 +125,6 @@ class DestinationRun:
     # batching.share_blobs' first batch: "queued" at the head of the queue, then the id of its build until it ends;
     # it runs alone, so that the builds after it mount the blobs it uploaded instead of uploading them again
     pioneer: Optional[str] = None
-    pioneer_env: Dict[str, str] = field(default_factory=dict)
 
     @property
     def running(self) -> List[Build]:
@@ -269,24 +268,31 @@ class Driver:
         native_repositories = self.native.get(run.key, set()) if run.rounds == 1 else set()
         native = [i for i in work if i["repository"] in native_repositories]
         copy = [i for i in work if i["repository"] not in native_repositories]
-        batches = batching.build_batches(batching.normalize_images(copy), self.batch_size) if copy else []
+        batches = batching.heaviest_first(
+            batching.build_batches(batching.normalize_images(copy), self.batch_size) if copy else []
+        )
         run.pioneer = None
-        if len(batches) > 1 and self.blobs_of is not None:
+        # an image whose tags alone, at one build's share of PutImage, outlast the whole round's writes
+        writes = sum(batching.manifest_writes(i) for b in batches for i in b)
+        solo_writes = writes // max(1, min(self.max_concurrent, len(batches))) + 1
+        heavy = sum(1 for b in batches for i in b if batching.manifest_writes(i) >= solo_writes)
+        if len(batches) > 1 and (self.blobs_of is not None or heavy):
             try:
+                images = [i for b in batches for i in b]
                 batches, pioneer = batching.share_blobs(
-                    batches, self.blobs_of(run.key, [i for b in batches for i in b]), self.batch_size,
-                    keep_count=self.billed_builds,
+                    batches, self.blobs_of(run.key, images) if self.blobs_of else {}, self.batch_size,
+                    keep_count=self.billed_builds, solo_writes=solo_writes,
                 )
             except Exception as e:  # noqa: BLE001 - an optimisation: without it every build uploads what it needs
                 self._note("%s: blobs shared by several builds not planned, each build uploads them: %s" % (run.key, e))
             else:
                 if pioneer:
                     run.pioneer = "queued"
-                    # it runs alone: the whole PutImage budget of the destination
-                    run.pioneer_env = self.env_for(run.key, 1)
                     self._note(
-                        "%s: the first build (%d images) uploads the blobs the other %d builds share; they start "
-                        "when it ends" % (run.key, len(batches[0]), len(batches) - 1)
+                        "%s: the first build (%d images%s) runs alone with the whole PutImage budget: it uploads the "
+                        "blobs the other %d builds share; they start when it ends"
+                        % (run.key, len(batches[0]), ", %d of them with %d tags or more" % (heavy, solo_writes)
+                           if heavy else "", len(batches) - 1)
                     )
         run.queue = deque(batches)
         run.native_queue = deque([batching.normalize_images(native)] if native else [])
@@ -325,11 +331,22 @@ class Driver:
             return run.pioneer == "queued" and alone
         return run.proven or alone
 
+    def _builds_at_once(self, run: DestinationRun) -> int:
+        """How many builds of this destination may run while the one about to start does: it gets that share of the
+        destination's PutImage budget. Only those running now and those still queued can (later rounds start after
+        this one ended), never more than the slots: each running build got a share no larger than
+        budget / (builds now running), so together they never exceed the budget, and a build started when the
+        others are ending gets more than the share it would have had at the start of the round."""
+        if run.pioneer == "queued":
+            return 1  # the others start when it ends
+        running = sum(1 for b in run.running if not b.native)
+        return max(1, min(self.max_concurrent, running + len(run.queue)))
+
     def _start(self, run: DestinationRun, batch: List[Dict[str, Any]], native: bool) -> str:
         """Start the batch at the head of a queue: ``started``, ``blocked`` (no start before the back-off ends; the
         batch stays at the head) or ``failed`` (the destination is given up: it cannot start anything)."""
         what = "a replication backfill" if native else "a build"
-        env = run.pioneer_env if not native and run.pioneer == "queued" else run.env
+        env = run.env if native else self.env_for(run.key, self._builds_at_once(run))
         try:
             build_id = (self.native_backend if native else self.backend).start(batch, env)
         except QueueFull as e:

@@ -79,6 +79,12 @@ def is_transient(error: BaseException) -> bool:
     return any(name.endswith(("ConnectionError", "ConnectionClosedError", "TimeoutError")) for name in names)
 
 
+def put_image_share(builds_at_once: int) -> str:
+    """REPL_PUT_TPS of a build that may run beside ``builds_at_once - 1`` others of its destination: ECR's PutImage
+    limit (10 TPS per account and region) divided between them."""
+    return str(max(0.5, round(ECR_PUT_IMAGE_TPS / max(1, builds_at_once), 2)))
+
+
 def common_env(
     source_region: str,
     dest_region: str,
@@ -102,13 +108,13 @@ def common_env(
     environment stays in this process's memory. ``kms_key``: the customer managed key of repositories created for a
     KMS-encrypted source (REPL_KMS_KEY; without it they get the AWS managed key).
     """
-    tps = max(0.5, round(ECR_PUT_IMAGE_TPS / max(1, concurrent_builds), 2))
+    tps = put_image_share(concurrent_builds)
     env = {
         "REPL_SOURCE_REGION": source_region,
         "REPL_DEST_REGION": dest_region,
         "REPL_PARALLEL": str(parallel_copies),
         "REPL_FORCE_TAGS": "true" if force_tags else "false",
-        "REPL_PUT_TPS": str(tps),
+        "REPL_PUT_TPS": tps,
         "REPL_COPY_LIFECYCLE_POLICY": "true" if copy_lifecycle_policy else "false",
         "REPL_COPY_REPOSITORY_POLICY": "true" if copy_repository_policy else "false",
         "REPL_CREATE_REPOSITORIES": "true" if create_repositories else "false",
@@ -321,6 +327,8 @@ class LocalBackend:
         variables.update(batching.batch_env(batch))
         registry = "%s-%s" % (variables.get("REPL_DEST_ACCOUNT") or "own", variables.get("REPL_DEST_REGION"))
         variables["REPL_PACE_FILE"] = os.path.join(self.pace_dir, re.sub(r"[^\w.-]", "_", registry))
+        # the programs take turns through that file: each may use the whole budget while the others wait
+        variables["REPL_PUT_TPS"] = put_image_share(1)
         tmp = tempfile.mkdtemp(prefix="ecr-replication-local-", dir=self.workdir)
         run: Dict[str, Any] = {
             "lines": [],

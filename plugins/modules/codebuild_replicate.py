@@ -623,8 +623,7 @@ def run(module):
 
     env = replication_executor.common_env(
         source_region, p["dest_region"], p["dest_account"], p["dest_role_arn"], p["external_id"],
-        # local programs share the whole PutImage budget through LocalBackend's pace file
-        p["parallel_copies"], p["force_tags"], 1 if p["executor"] == "local" else min(max_concurrent, len(batches)),
+        p["parallel_copies"], p["force_tags"], min(max_concurrent, len(batches)),
         p["copy_lifecycle_policy"], p["copy_repository_policy"],
         external_id_parameter=p["external_id_parameter"] if p["executor"] == "codebuild" else None,
     )
@@ -652,7 +651,7 @@ def run(module):
     # One round, no comparison between rounds: the module's own caller (or the role's driver) verifies.
     driver = replication_driver.Driver(
         backend, {"destination": to_copy if p["skip_present"] else [dict(i, destination_status=None) for i in to_copy]},
-        lambda _key, _concurrent: env, None,
+        lambda _key, at_once: dict(env, REPL_PUT_TPS=replication_executor.put_image_share(at_once)), None,
         batch_size=p["batch_size"], max_concurrent=max_concurrent, poll_interval=p["poll_interval"],
         wait_timeout=p["wait_timeout"], max_rounds=1, force_tags=p["force_tags"],
     )

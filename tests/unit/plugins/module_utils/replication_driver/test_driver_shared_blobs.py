@@ -71,3 +71,46 @@ def test_a_failing_lookup_is_noted_and_the_copy_goes_on():
     result = make(backend, clock, {KEY: images(40)}, lines, batch_size=4, max_concurrent=3, blobs_of=broken).run()
     assert result["counts"]["copied"] == 40 and len(backend.started) == 10
     assert any("not planned" in line and "AccessDenied" in line for line in lines)
+
+
+class Paced(Recording):
+    """A build lasts as long as its manifest writes take at the REPL_PUT_TPS it was given (CodeBuild builds cannot
+    lend each other their share)."""
+
+    def start(self, batch, env):
+        build_id = super().start(batch, env)
+        writes = sum(max(1, len(i["tags"])) for i in batch)
+        self.builds[build_id]["ends"] = self.clock.now + writes / float(env["REPL_PUT_TPS"])
+        return build_id
+
+    def poll(self, ids):
+        for build_id in ids:
+            build = self.builds[build_id]
+            build["polls"] = self.polls_to_finish if self.clock.now >= build["ends"] else 0
+        return super().poll(ids)
+
+
+def test_an_image_with_many_tags_is_copied_with_the_whole_put_image_budget():
+    """60 images of one tag and one of 150 tags: 210 writes, 21 s at 10 a second. In a build with a fifth of the
+    budget the 150 tags alone take 75 s; the driver gives that image to the first build, which runs alone."""
+    clock = Clock()
+    heavy = dict(images(1, repo="bulk/many-tags")[0], tags=["build-%04d" % n for n in range(150)])
+    work = [heavy] + [i for repo in ("team/a", "team/b", "team/c") for i in images(20, repo=repo)]
+    backend = Paced(clock, polls_to_finish=1)
+    lines = []
+    result = make(backend, clock, {KEY: work}, lines, batch_size=10, max_concurrent=5, poll_interval=1).run()
+    assert result["counts"]["copied"] == 61
+    first = backend.builds["b1"]
+    assert heavy["digest"] in {i["digest"] for i in first["batch"]} and first["env"]["REPL_PUT_TPS"] == "10.0"
+    assert len(backend.started) <= 7, "no more builds than ceil(61 / 10)"
+    assert clock.now < 40, "about 21 s of writes, not 75 s for the 150 tags at 2 a second (%.0f s)" % clock.now
+    assert any("1 of them with" in line for line in lines)
+
+
+def test_the_builds_with_the_most_writes_start_first():
+    clock = Clock()
+    work = images(12, repo="team/a") + [dict(i, tags=["t%d-%d" % (n, k) for k in range(4)])
+                                        for n, i in enumerate(images(4, repo="team/z"))]
+    backend = Paced(clock, polls_to_finish=1)
+    make(backend, clock, {KEY: work}, batch_size=4, max_concurrent=2, poll_interval=1).run()
+    assert [i["repository"] for i in backend.builds["b1"]["batch"]] == ["team/z"] * 4

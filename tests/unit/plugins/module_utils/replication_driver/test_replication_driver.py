@@ -6,6 +6,8 @@ what is tested is the driver's own decisions: refilling slots, back-off, rounds,
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_results as rr
@@ -169,11 +171,56 @@ def test_refills_slots_as_builds_end_never_above_the_cap():
     assert result["counts"]["copied"] == 40
 
 
+class Budget(Backend):
+    """Records the PutImage rates of the builds running together (a build's own rate is fixed at its start)."""
+
+    def __init__(self, clock, **kwargs):
+        super().__init__(clock, **kwargs)
+        self.most = 0.0
+
+    def start(self, batch, env):
+        build_id = super().start(batch, env)
+        together = [float(b["env"]["REPL_PUT_TPS"]) for b in self.builds.values() if b["status"] == "IN_PROGRESS"]
+        self.most = max(self.most, sum(together))
+        return build_id
+
+
 def test_put_image_budget_is_divided_by_the_builds_that_may_run_at_once():
     clock = Clock()
-    backend = Backend(clock)
-    make(backend, clock, {"d": images(40)}, batch_size=4, max_concurrent=4).run()
-    assert {b["env"]["REPL_PUT_TPS"] for b in backend.builds.values()} == {"2.5"}
+    backend = Budget(clock, polls_to_finish=3)
+    work = images(40)
+    for image in work[:12]:  # some builds last longer: the others end unevenly
+        image["tags"] = image["missing_tags"] = ["a", "b"]
+    make(backend, clock, {"d": work}, batch_size=4, max_concurrent=4).run()
+    rates = [float(backend.builds[b]["env"]["REPL_PUT_TPS"]) for b in backend.started]
+    assert rates[:4] == [2.5] * 4, "a full round: a quarter each"
+    assert backend.most <= 10.0, "never more than the budget together"
+    assert rates[-1] > 2.5, "the last build, started when the others are ending, gets the share they left"
+
+
+def test_rates_together_stay_within_the_budget_however_builds_end():
+    for seed in range(20):
+        clock = Clock()
+        rng = random.Random(seed)
+        backend = Budget(clock, polls_to_finish=1)
+        backend.poll = _uneven(backend, rng)
+        make(backend, clock, {"d": images(rng.randint(5, 60))}, batch_size=rng.randint(1, 6),
+             max_concurrent=rng.randint(1, 6)).run()
+        assert backend.most <= 10.0 + 1e-9, seed
+
+
+def _uneven(backend, rng):
+    poll = backend.poll
+
+    def uneven(ids):
+        for build_id in ids:
+            build = backend.builds[build_id]
+            build.setdefault("length", rng.randint(1, 6))
+            if build["polls"] + 1 < build["length"]:
+                build["polls"] -= 1  # not yet
+        return poll(ids)
+
+    return uneven
 
 
 def test_hours_of_polling_have_no_depth():

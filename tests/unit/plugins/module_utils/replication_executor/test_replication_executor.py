@@ -1,5 +1,8 @@
 """replication_executor.py: the parts that do not need a build (the builds themselves run in the sandbox tests)."""
 
+import os
+import time
+
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import batching
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_executor as rx
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replication_results as rr
@@ -51,3 +54,22 @@ def test_results_for_marks_unreported_images_of_a_failed_build():
     ok = rx.results_for({"status": "SUCCEEDED"}, [], planned[:1])
     assert ok[0]["status"] == "failed" and "did not report" in ok[0]["error"]
     assert rx.results_for({"status": "FAILED"}, lines, None)[0]["digest"] == D1
+
+
+def test_local_programs_each_get_the_whole_put_image_budget_and_one_pace_file_per_registry(tmp_path):
+    """They take turns through the pace file: whatever share the driver computed for a build, a local program may
+    use all 10 a second while the others wait for their turn."""
+    buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo tps=$REPL_PUT_TPS pace=$REPL_PACE_FILE\n"
+    backend = rx.LocalBackend(buildspec, {}, timeout=60, workdir=str(tmp_path))
+    image = {"repository": "app/web", "digest": "sha256:" + "a" * 64, "tags": ["v1"]}
+    env = {"REPL_PUT_TPS": "2.0", "REPL_DEST_REGION": "eu-west-1", "REPL_DEST_ACCOUNT": "222222222222"}
+    ids = [backend.start([image], env), backend.start([image], dict(env, REPL_DEST_REGION="us-east-1"))]
+    deadline = time.time() + 30
+    while any(r["status"] == "IN_PROGRESS" for r in backend.poll(ids).values()) and time.time() < deadline:
+        time.sleep(0.05)
+    said = [next(line for line in backend.new_lines(i) if line.startswith("tps=")) for i in ids]
+    assert all(line.startswith("tps=10.0 ") for line in said)
+    paces = [line.split("pace=")[1] for line in said]
+    assert paces[0] != paces[1] and all(p.startswith(backend.pace_dir) for p in paces)
+    backend.close()
+    assert not os.path.exists(backend.pace_dir)
