@@ -45,13 +45,15 @@ apt-deps:
 	  fi; \
 	fi
 
+# --no-compile: byte-compiling every file of the ansible package (all its bundled collections) takes a minute of
+# CPU; Python compiles what is imported, on first use.
 $(BIN)/.installed: requirements.txt
 	@test -n "$(PYTHON)" || { echo "no python3 found: install python3 and python3-venv" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; v=sys.version_info; print(f"using Python {v.major}.{v.minor} ($(PYTHON))"); \
 	  (v < (3, 12)) and print("notice: Python < 3.12 found, falling back to ansible-core 2.19 (ansible 12.x)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	@$(BIN)/python -m pip install -q --no-compile --disable-pip-version-check -r requirements.txt
 	@touch $@
 
 venv: $(BIN)/.installed
@@ -99,7 +101,8 @@ test: deps
 # buildspec.yml is generated from plugins/module_utils/replicator.py (a unit test checks they agree).
 buildspec: collection
 	@PYTHONPATH=$(ANSIBLE_COLLECTIONS_PATH) $(BIN)/python -m \
-	  ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator > buildspec.yml
+	  ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator > buildspec.yml.new
+	@mv buildspec.yml.new buildspec.yml
 	@echo "buildspec.yml regenerated"
 
 benchmark: deps

@@ -90,6 +90,7 @@ import os
 import random
 import re
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -182,6 +183,8 @@ class Replicator:
         self.secrets = set()
         self.lock, self.token_lock, self.put_lock = threading.RLock(), threading.Lock(), threading.Lock()
         self.local = threading.local()
+        # one for all connections: a new one reads the CA bundle again (tens of ms of CPU per connection)
+        self.tls = ssl.create_default_context()
         self.done, self.mounts, self.hints = {}, {}, {}  # once(); digest -> first repository; REPL_BATCH's "m"
         self.pace = e.get("REPL_PACE_FILE")
         self.auth = self.source_ecr = self.dest_ecr = None
@@ -282,8 +285,8 @@ class Replicator:
                 conn = pool.get((scheme, host))
                 reused = reused and conn is not None
                 if not reused:
-                    kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-                    conn = pool[scheme, host] = kind(host, timeout=120)
+                    conn = pool[scheme, host] = (http.client.HTTPSConnection(host, timeout=120, context=self.tls)
+                                                 if scheme == "https" else http.client.HTTPConnection(host, timeout=120))
                 try:
                     conn.request(method, url, body=body, headers=headers)
                     r = conn.getresponse()
@@ -581,7 +584,7 @@ phases:
  install:
   commands:
   - |
-   python3 -c 'import boto3' 2>/dev/null || python3 -m pip install -q --user '%(boto3)s'
+   python3 -c 'import importlib.util as u;exit(not u.find_spec("boto3"))' || python3 -m pip install -q --user '%(boto3)s'
  build:
   commands:
   - |

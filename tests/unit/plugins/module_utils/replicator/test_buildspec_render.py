@@ -47,7 +47,7 @@ def test_program_uses_the_standard_library_and_boto3_only():
     program = replicator.render_program()
     imported = set(re.findall(r"^\s*(?:import|from) ([\w.]+)", program, flags=re.M))
     allowed = {"__future__", "base64", "binascii", "concurrent.futures", "contextlib", "fcntl", "hashlib",
-               "http.client", "json", "os", "random", "re", "signal", "sys", "threading", "time", "urllib.parse", "zlib", "boto3",
+               "http.client", "json", "os", "random", "re", "signal", "ssl", "sys", "threading", "time", "urllib.parse", "zlib", "boto3",
                "botocore.config", "botocore.exceptions"}
     assert imported <= allowed, imported - allowed
 

@@ -16,6 +16,7 @@ import io
 import json
 import random
 import re
+import ssl
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler
@@ -28,6 +29,7 @@ import pytest
 from botocore.stub import Stubber
 
 from ansible_collections.cloudops.ecr_replication.plugins.module_utils import replicator
+from tests.sandbox import tls
 
 EXPIRED = b'{"errors":[{"code":"DENIED","message":"Your authorization token has expired. Reauthenticate and try again."}]}'
 
@@ -57,6 +59,7 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self):
         reg: TinyRegistry = self.server.registry
         url = urlsplit(self.path)
+        reg.clients.add(self.client_address)
         reg.log.append((self.command, url.path, self.headers.get("Authorization")))
         if reg.s3:  # the "S3" of a redirect: presigned, and must never see the registry's token
             if self.headers.get("Authorization"):
@@ -113,20 +116,26 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class TinyRegistry:
-    """The blob half of a registry v2 API on 127.0.0.1 (plain HTTP), with faults served once each."""
+    """The blob half of a registry v2 API on 127.0.0.1 (plain HTTP, or HTTPS with ``certificates``: (certificate,
+    key) files), with faults served once each; ``clients``: the (host, port) of every connection it served."""
 
-    def __init__(self, s3=False):
+    def __init__(self, s3=False, certificates=None):
         self.token = base64.b64encode(b"AWS:pw-" + uuid.uuid4().hex.encode()).decode()
         self.s3, self.redirect_to = s3, None
         self.blobs, self.present, self.uploads, self.uploaded, self.log = {}, set(), {}, [], []
+        self.clients = set()
         self.mounted = 0
         self.faults = []  # (method, path regex, "reset" | (status, body))
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.registry = self
+        if certificates:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*certificates)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.url = "%s://127.0.0.1:%d" % ("https" if certificates else "http", self.server.server_address[1])
 
     def fault_for(self, method, path):
         with self.lock:
@@ -201,6 +210,30 @@ def test_repositories_needing_one_blob_at_once_upload_it_once_and_mount_it(regis
         list(pool.map(lambda n: rep.once(("b", "r%d" % n, layer["digest"]), lambda: rep.put_blob("r%d" % n, layer)),
                       range(6)))
     assert dst.uploaded == [layer["digest"]] and dst.mounted == 5
+
+
+def test_every_tls_connection_of_the_program_shares_one_context(tmp_path, monkeypatch):
+    # A context of its own per connection reads the whole CA bundle again: tens of ms of CPU each, and the program
+    # opens connections per thread and repository (1,195 images by strategy local spent 160 CPU-seconds on it).
+    certificate, key, bundle = tls.ensure_certificates(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    src, dst = TinyRegistry(certificates=(certificate, key)), TinyRegistry(certificates=(certificate, key))
+    try:
+        layers = [src.add("r%d" % n, b"layer %d " % n * 1000) for n in range(8)]
+        rep, _out = program(src, dst, REPL_PARALLEL="4")
+        contexts = []
+        real = ssl.SSLContext.load_default_certs
+        monkeypatch.setattr(ssl.SSLContext, "load_default_certs",
+                            lambda self, *args, **kwargs: contexts.append(self) or real(self, *args, **kwargs))
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # a pool per repository, as the program has
+            list(pool.map(lambda n: concurrent.futures.ThreadPoolExecutor(1).submit(
+                rep.put_blob, "r%d" % n, layers[n]).result(), range(8)))
+        assert sorted(dst.uploaded) == sorted(layer["digest"] for layer in layers)  # verified over TLS, with the CA
+        assert len(src.clients) >= 8 and len(dst.clients) >= 8
+        assert contexts == []
+    finally:
+        src.close()
+        dst.close()
 
 
 @pytest.mark.parametrize("method, path", [("POST", "/uploads/"), ("HEAD", "/blobs/")])  # HEAD: 403 without body
