@@ -101,7 +101,8 @@ test: deps
 # buildspec.yml is generated from plugins/module_utils/replicator.py (a unit test checks they agree).
 buildspec: collection
 	@PYTHONPATH=$(ANSIBLE_COLLECTIONS_PATH) $(BIN)/python -m \
-	  ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator > buildspec.yml.new
+	  ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator > buildspec.yml.new \
+	  || { rm -f buildspec.yml.new; exit 1; }
 	@mv buildspec.yml.new buildspec.yml
 	@echo "buildspec.yml regenerated"
 

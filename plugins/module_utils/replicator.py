@@ -176,14 +176,15 @@ class Replicator:
         ) if flag(on, False)]
         tps = max(0.1, number("REPL_PUT_TPS", 10.0))
         self.interval = 1.05 / (int(tps) if tps >= 1 else tps)  # see put()
+        self.burst, self.answers = max(1, int(tps)), []  # PutImage answer times, the last int(tps)
         # not before an interval: the build this one follows in its slot may have just written
-        self.next_put = time.monotonic() + self.interval
+        self.next_put = time.time() + self.interval
         self.registry = {"registryId": self.dest_account} if self.dest_account else {}
         self.slots = threading.BoundedSemaphore(self.parallel)  # blob transfers, all repositories
         self.secrets = set()
         self.lock, self.token_lock, self.put_lock = threading.RLock(), threading.Lock(), threading.Lock()
         self.local = threading.local()
-        # one for all connections: a new one reads the CA bundle again (tens of ms of CPU per connection)
+        # one for all connections: a new one reads the CA bundle (tens of ms of CPU)
         self.tls = ssl.create_default_context()
         self.done, self.mounts, self.hints = {}, {}, {}  # once(); digest -> first repository; REPL_BATCH's "m"
         self.pace = e.get("REPL_PACE_FILE")
@@ -350,31 +351,41 @@ class Replicator:
         return future.result()
 
     def put(self, name, manifest, digest, tag=None):
-        """PutImage (by digest without a tag), paced; each attempt counts, as ECR counts them."""
+        """PutImage (by digest without a tag), paced; each attempt counts, as ECR counts them.
+
+        One call at a time, an interval apart, and the n-th call after one not before a second after that one's
+        answer: ECR counts a call when it arrives, somewhere between its start and its answer, so it sees at most
+        n = int(REPL_PUT_TPS) calls in any second whatever the latencies (a call held up on its way, then answered
+        as the next one leaves, would otherwise count in the same second as the next n), and builds whose shares
+        add up to 10 stay within ECR's limit together. ``REPL_PACE_FILE``: the programs of one machine (strategy
+        local) take turns through that file (the next start and the last answers), and so share the whole budget.
+        """
         text, media_type = manifest
         args = dict(self.registry, repositoryName=name, imageManifest=text, imageDigest=digest)
         args.update({"imageTag": tag} if tag else {}, **{"imageManifestMediaType": media_type} if media_type else {})
 
         def call():
-            # One at a time, an interval after the previous one and its answer: ECR sees at most int(REPL_PUT_TPS)
-            # in any second whatever the latencies, so builds sharing 10 stay within. REPL_PACE_FILE: the programs
-            # of one machine (strategy local) take turns through that file, and so share the whole budget
+            # ECR sees at most int(REPL_PUT_TPS) in any second, whatever the latencies (see put())
             with self.put_lock, open(self.pace, "a+") if self.pace else contextlib.nullcontext() as f:
                 if f:
                     fcntl.flock(f, fcntl.LOCK_EX)
                     f.seek(0)
-                    self.next_put = max(self.next_put, float(f.read() or 0) - time.time() + time.monotonic())
-                time.sleep(max(0.0, self.next_put - time.monotonic()))
-                self.next_put = time.monotonic() + self.interval
-                if f:
-                    f.truncate(0)
-                    f.write(repr(time.time() + self.interval))
-                    f.flush()
+                    shared = [float(t) for t in f.read().split()]
+                    self.next_put, self.answers = max([self.next_put] + shared[:1]), shared[1:][-self.burst :]
+                n = len(self.answers) == self.burst
+                time.sleep(max(0.0, self.next_put - time.time(), self.answers[0] + 1 - time.time() if n else 0))
+                self.next_put = time.time() + self.interval
                 try:
                     self.dest().put_image(**args)
                 except ClientError as e:
                     if _code(e) != "ImageAlreadyExistsException":  # an attempt that timed out did it
                         raise
+                finally:
+                    self.answers = (self.answers + [time.time()])[-self.burst :]
+                    if f:
+                        f.truncate(0)
+                        f.write(" ".join(map(repr, [self.next_put] + self.answers)))
+                        f.flush()
 
         self.retry("PutImage %s@%s" % (name, tag or digest), call)
 
@@ -407,8 +418,7 @@ class Replicator:
         src = self.source_ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
         args = {"repositoryName": name, "imageTagMutability": src.get("imageTagMutability", "MUTABLE"),
                 "imageScanningConfiguration": {"scanOnPush": src["imageScanningConfiguration"]["scanOnPush"]},
-                # a KMS key belongs to the source account and region: the destination uses REPL_KMS_KEY, else its
-                # AWS managed key
+                # the source's KMS key is of its account and region: REPL_KMS_KEY, else the AWS managed key
                 "encryptionConfiguration": {"encryptionType": src["encryptionConfiguration"]["encryptionType"]}}
         if args["encryptionConfiguration"]["encryptionType"].startswith("KMS") and self.env.get("REPL_KMS_KEY"):
             args["encryptionConfiguration"]["kmsKey"] = self.env["REPL_KMS_KEY"]
