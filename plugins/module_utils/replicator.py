@@ -372,8 +372,8 @@ class Replicator:
                     f.seek(0)
                     shared = [float(t) for t in f.read().split()]
                     self.next_put, self.answers = max([self.next_put] + shared[:1]), shared[1:][-self.burst :]
-                n = len(self.answers) == self.burst
-                time.sleep(max(0.0, self.next_put - time.time(), self.answers[0] + 1 - time.time() if n else 0))
+                time.sleep(max(0.0, self.next_put - time.time(),
+                               self.answers[0] + 1 - time.time() if len(self.answers) == self.burst else 0))
                 self.next_put = time.time() + self.interval
                 try:
                     self.dest().put_image(**args)
