@@ -225,9 +225,13 @@ def test_every_tls_connection_of_the_program_shares_one_context(tmp_path, monkey
         real = ssl.SSLContext.load_default_certs
         monkeypatch.setattr(ssl.SSLContext, "load_default_certs",
                             lambda self, *args, **kwargs: contexts.append(self) or real(self, *args, **kwargs))
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # a pool per repository, as the program has
-            list(pool.map(lambda n: concurrent.futures.ThreadPoolExecutor(1).submit(
-                rep.put_blob, "r%d" % n, layers[n]).result(), range(8)))
+
+        def in_threads_of_its_own(n):  # a pool per repository, as the program has
+            with concurrent.futures.ThreadPoolExecutor(1) as own:
+                return own.submit(rep.put_blob, "r%d" % n, layers[n]).result()
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(in_threads_of_its_own, range(8)))
         assert sorted(dst.uploaded) == sorted(layer["digest"] for layer in layers)  # verified over TLS, with the CA
         assert len(src.clients) >= 8 and len(dst.clients) >= 8
         assert contexts == []
