@@ -285,6 +285,7 @@ class Bench:
                 "builds": len(new), "build_seconds": self.build_seconds(new)}
 
     def measure(self, method: str, repositories: list, noop: bool = False) -> dict:
+        prepared = time.time()
         if not noop:
             self.reset()
         else:
@@ -292,13 +293,16 @@ class Bench:
             self.counter.reset()
         images = sum(len(self.images[r]) for r in repositories)
         log("%s%s: %d repositories, %d images" % (method, " (no-op re-run)" if noop else "", len(repositories), images))
+        prepared = time.time() - prepared
         run = {"codebuild": lambda: self.run_strategy("codebuild", repositories, noop),
                "local": lambda: self.run_strategy("local", repositories, noop),
                "skopeo sync": lambda: self.run_sync(repositories),
                "seed": lambda: self.run_seed(repositories)}[method]()
         stats = self.stats()
         calls = self.counter.snapshot()
+        checked = time.time()
         check = self.verify(repositories)
+        checked = time.time() - checked
         unique, unique_per_repository = check.pop("unique_bytes_copied")
         written, read = stats["target"]["blob_bytes_written"], stats["source"]["blob_bytes_read"]
         run.update(method=method, noop=noop, repositories=len(repositories), images=images,
@@ -311,9 +315,9 @@ class Bench:
                    manifest_puts_throttled=stats["target"]["manifest_puts_throttled"],
                    list_calls=sum(n for op, n in calls.items() if op.split(":")[-1] in LIST_OPERATIONS),
                    verification=check)
-        log("  %.1fs, %d builds, %s bytes written (ratio %s), PutImage peak %d/s, complete=%s" % (
-            run["wall_seconds"], run["builds"], written, run["bytes_ratio"], run["put_peak_per_second"],
-            check["complete"]))
+        log("  %.1fs, %d builds, %s bytes written (ratio %s), PutImage peak %d/s, complete=%s (reset %.1fs, check %.1fs)"
+            % (run["wall_seconds"], run["builds"], written, run["bytes_ratio"], run["put_peak_per_second"],
+               check["complete"], prepared, checked))
         return run
 
 
@@ -587,6 +591,7 @@ def main() -> int:
         env = lifecycle.start(config, args.profile, timeout=300)
         bench = Bench(Sandbox(config, env, profile=args.profile), work)
         bench.provision()
+        log("sandbox started, seeded and provisioned in %.1fs" % (time.time() - started))
         # ECR's PutImage limit, enforced in the destination once seeding is done: a method that writes manifests
         # faster pays for it in retries, as it would on AWS
         bench.stats(limit=PUT_IMAGE_TPS)
