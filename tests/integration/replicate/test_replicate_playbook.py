@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -240,6 +241,9 @@ def test_several_destinations_in_one_run(provisioned, tmp_path):
     finally:
         proxy.stop()
     assert run.returncode == 0, run.explain()
+    for dest in destinations:  # a plan line per destination, with that destination's own comparison
+        assert re.search(r"-> %s/%s: 1 repositories, 5 images;\s+5 missing" % (dest["account"], dest["region"]),
+                         run.stdout), run.stdout
     data, markdown = _report(tmp_path)
     expected = {k for k in _source_images(sandbox) if k[0] == "tools/cli"}
     builds = {dest["summary"]["builds"] for dest in data["destinations"]}
