@@ -3,40 +3,35 @@
 # Copyright: Contributors to the Ansible project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The copy program of ``buildspec.yml``, and how ``buildspec.yml`` is made from it.
+"""The copy program of ``buildspec.yml`` (and of ``strategy: local``), and how ``buildspec.yml`` is made from it.
 
 CodeBuild projects without source (``NO_SOURCE``) only get the buildspec text, so the program must be inside
-it. It is written here as ordinary, testable Python (standard library only, plus the ``aws`` CLI and
-``skopeo`` it runs), and ``render_buildspec()`` inlines it, together with the ``bundle:start``..``bundle:end``
-parts of ``registry.py``, ``rate_limit.py``, ``batching.py`` and ``replication_results.py``, into a
-``python3 - <<'REPLICATOR_PY'`` heredoc. ``buildspec.yml`` at the repository root is that output, checked in;
-a unit test fails when it is out of date. Regenerate it with::
-
-    PYTHONPATH=.ansible/collections .venv/bin/python -m \\
-        ansible_collections.cloudops.ecr_replication.plugins.module_utils.replicator > buildspec.yml
+it. It is written here as ordinary, testable Python (standard library and boto3, nothing else: no ``aws`` CLI,
+no ``skopeo``), and ``render_buildspec()`` inlines it in plain text, with the definitions it uses from
+``batching.py`` and ``replication_results.py`` (``BUNDLE``), into a ``python3 - <<'REPLICATOR_PY'`` heredoc,
+within CodeBuild's inline limit (``MAX_BUILDSPEC_CHARS``). ``buildspec.yml`` at the repository root is that
+output, checked in; a unit test fails when it is out of date. Regenerate it with ``make buildspec``.
 
 What the program does for one batch (environment variables in ``ENV_DOC``):
 
-* source auth: the build's own credentials (``aws ecr get-authorization-token`` in the source region);
-* destination auth: ``aws sts assume-role`` (with ``ExternalId``) into the destination role; the temporary
-  credentials stay in memory and reach only the ``aws`` processes that need them, through their environment
-  (never a profile file, never a command line, never printed);
-* registry tokens reach ``skopeo`` through one auth file in a ``mkdtemp`` directory (mode 0700, file 0600,
-  rewritten atomically when refreshed, removed at exit and on SIGTERM/SIGINT). ``--creds`` would put the
-  password on a command line, readable from ``/proc`` by any process of the build;
-* registry hosts come from ``proxyEndpoint`` (``registry.py``), TLS settings from the containers
-  configuration of the environment (no ``--tls-verify`` flag is passed);
+* ECR and STS calls are boto3 calls in this process (the install phase installs the pinned ``BOTO3_PIN`` when
+  the build image has no boto3), one attempt each, retried by ``retry()`` with jittered exponential back-off;
+* destination: ``sts:AssumeRole`` (with ``ExternalId``) into the destination role, renewed after
+  ``REPL_CREDENTIALS_MAX_AGE``; credentials and registry tokens stay in memory (never a file, a command line or
+  an environment variable of another process) and are masked in every line the program prints;
+* the registries are spoken to directly (HTTP API v2 on keep-alive connections, hosts from ``proxyEndpoint``);
+  manifests are read with one ``BatchGetImage`` per 100 digests and checked against their digests;
 * a missing destination repository is created with the source repository's tag mutability, scan on push and
   encryption type (and, when asked, its lifecycle and repository policies);
-* each image: ``skopeo copy --all --preserve-digests src@digest dst@digest`` unless the digest is already
-  there, then one ``PutImage`` per missing tag (a tag that points elsewhere is a ``tag_conflict`` unless
-  ``REPL_FORCE_TAGS``; in an IMMUTABLE repository it stays a conflict), then verification through the ECR API
-  (digest present, tags on it) before the image is reported ``copied``;
-* copies run ``REPL_PARALLEL`` at a time with retries and exponential backoff; ``PutImage``-class calls (one
-  per manifest pushed) go through a token bucket of ``REPL_PUT_TPS``; registry tokens are refreshed when
-  older than ``REPL_TOKEN_MAX_AGE`` seconds (11 h) and destination credentials before they expire;
-* one ``RESULT {json}`` line per image (``replication_results.py``), ``SUMMARY {json}`` at the end; the exit
-  status is 1 when any image failed.
+* each missing image: its blobs (HEAD, else mounted from a repository that already has it, else streamed from
+  the source), each blob once per build and repository; its child manifests; then one ``PutImage`` under its
+  first missing tag, and one ``PutImage`` of the same bytes per further missing tag. A tag that points
+  elsewhere is a ``tag_conflict`` unless ``REPL_FORCE_TAGS`` (in an IMMUTABLE repository it stays one);
+* ``PutImage`` calls are paced to ``REPL_PUT_TPS`` (shared through ``REPL_PACE_FILE`` by the programs of one
+  machine); registry tokens are renewed when older than ``REPL_TOKEN_MAX_AGE`` or refused;
+* verification through the ECR API, one ``DescribeImages`` per 100 digests, before an image is reported
+  ``copied``; one ``RESULT {json}`` line per image (``replication_results.py``), ``SUMMARY {json}`` at the
+  end; the exit status is 1 when any image failed.
 """
 
 from __future__ import annotations

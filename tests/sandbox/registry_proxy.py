@@ -154,6 +154,14 @@ class RegistryProxyHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: "RegistryProxyServer"
 
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError):  # a client that left or spoke plain HTTP: nothing to answer, as before
+                return
+        super().handle()
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature fixed by the base class
         if self.server.verbose:
             super().log_message(format, *args)
@@ -572,8 +580,9 @@ class RegistryProxyServer(ThreadingHTTPServer):
     def get_request(self):
         sock, address = super().get_request()
         if self.ssl_context is not None:
-            # Handshake in the handler thread (do_handshake_on_connect), not in the accept loop.
-            sock = self.ssl_context.wrap_socket(sock, server_side=True)
+            # The handshake is done in the handler thread (RegistryProxyHandler.handle): in the accept loop, each new
+            # connection waited for the handshakes of all before it (a third of the proxy's samples in a skopeo sync).
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, address
 
     def backend_connection(self) -> http.client.HTTPConnection:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 import urllib.request
 import uuid
@@ -279,3 +280,14 @@ def test_health_endpoint_reports_every_registry(sandbox):
         report = json.load(response)
     assert len(report["registries"]) == 4
     assert all(r["alive"] for r in report["registries"].values())
+
+
+def test_a_client_that_never_completes_its_tls_handshake_holds_up_nobody(sandbox):
+    # skopeo opens several connections per image; when the proxy did the TLS handshake in its accept loop, every new
+    # connection waited for the handshakes before it, and a silent one stopped the registry for everyone.
+    host, port = sandbox.registry_host().rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5):
+        session, base = _registry(sandbox)
+        started = time.monotonic()
+        assert session.get(f"{base}/v2/", timeout=10).status_code == 401
+        assert time.monotonic() - started < 5
