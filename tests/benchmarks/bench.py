@@ -388,8 +388,9 @@ def resynced(run: dict) -> str:
     passes = run.get("failed_repositories_per_pass") or [0]
     if not passes[0]:
         return ""
-    return "; %d failed repositories synced again (%d passes%s)" % (
-        passes[0], len(passes), ", %d still failed" % passes[-1] if passes[-1] else "")
+    return "; %d failed %s synced again (%d passes%s)" % (
+        passes[0], "repository" if passes[0] == 1 else "repositories", len(passes),
+        ", %d still failed" % passes[-1] if passes[-1] else "")
 
 
 def markdown(result: dict) -> str:
@@ -457,7 +458,8 @@ def markdown(result: dict) -> str:
                       "program again)." if o.get("carried") else ""), "",
                   table(["program", "wall s", "transfer s", "non-transfer s per image"],
                         [[k, v["wall_seconds"], v["transfer_seconds"], v["overhead_per_image"]]
-                         for k, v in o["programs"].items()])]
+                         # oldest program first: each later one spends less outside transfer (the JSON sorts keys)
+                         for k, v in sorted(o["programs"].items(), key=lambda p: -p[1]["overhead_per_image"])])]
     return "\n".join(lines) + "\n"
 
 

@@ -58,3 +58,4 @@ def test_resynced_says_what_skopeo_sync_had_to_do_again():
     assert resynced({"failed_repositories_per_pass": [0]}) == ""
     assert resynced({"failed_repositories_per_pass": [2, 0]}) == "; 2 failed repositories synced again (2 passes)"
     assert resynced({"failed_repositories_per_pass": [2, 1, 1]}).endswith("(3 passes, 1 still failed)")
+    assert resynced({"failed_repositories_per_pass": [1, 0]}) == "; 1 failed repository synced again (2 passes)"
