@@ -258,7 +258,8 @@ class Bench:
         authfile = self.work / "sync-auth.json"
         authfile.touch(mode=0o600)
         authfile.write_text(json.dumps({"auths": auths}))
-        for repo in [r for r in repositories if self.images[r]]:  # skopeo sync fails on an empty repository
+        to_sync = [r for r in repositories if self.images[r]]  # skopeo sync fails on an empty repository
+        for repo in to_sync:
             try:
                 target.create_repository(repositoryName=repo)
             except target.exceptions.RepositoryAlreadyExistsException:
@@ -276,7 +277,7 @@ class Bench:
                 log("skopeo sync %s failed: %s" % (repo, proc.stderr.strip().splitlines()[-1:]))
             return proc.returncode == 0
 
-        failed = until_done([r for r in repositories if self.images[r]], sync, SYNC_PASSES)
+        failed = until_done(to_sync, sync, SYNC_PASSES)
         authfile.unlink()
         return {"wall_seconds": round(time.time() - started, 1), "ok": not failed[-1], "builds": 0,
                 "build_seconds": 0, "failed_repositories_per_pass": [len(names) for names in failed]}
